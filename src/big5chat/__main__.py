@@ -1,0 +1,3 @@
+from big5chat.cli import main
+
+raise SystemExit(main())

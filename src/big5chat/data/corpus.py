@@ -1,0 +1,105 @@
+"""The trait corpus: high/low labels per trait and the seeded train/test split (PAPER.md 2.1).
+
+The study labelled a post high when its z-score lies above the trait's median (label 1 = above median),
+and also tried a tercile split (<= 33rd percentile low, > 67th percentile high, the middle dropped). The
+split is a seeded 95/5 ``train_test_split`` over all posts. Optionally the split keeps each author's
+posts together (``by_author``), which the study did not do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from big5chat.traits import TRAITS, Z_COLUMN
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    low_max: float  # z <= low_max -> low
+    high_min: float  # z > high_min -> high
+
+
+def level_thresholds(z: np.ndarray, method: Literal["median", "tercile"]) -> Thresholds:
+    z = np.asarray(z, dtype=float)
+    if method == "median":
+        m = float(np.median(z))
+        return Thresholds(low_max=m, high_min=m)
+    if method == "tercile":
+        return Thresholds(low_max=float(np.percentile(z, 100 / 3)), high_min=float(np.percentile(z, 200 / 3)))
+    raise ValueError(f"unknown split method {method!r} (use 'median' or 'tercile')")
+
+
+def assign_levels(z: np.ndarray, t: Thresholds) -> np.ndarray:
+    """'high' above high_min, 'low' at or below low_max, '' in between (tercile middle)."""
+    z = np.asarray(z, dtype=float)
+    out = np.full(z.shape, "", dtype=object)
+    out[z > t.high_min] = "high"
+    out[z <= t.low_max] = "low"
+    return out
+
+
+def train_test_assignment(n: int, test_size: float, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """'train'/'test' per row: sklearn's train_test_split(random_state=seed), or grouped by author."""
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+    idx = np.arange(n)
+    if n < 2:
+        raise ValueError(f"need at least 2 posts to split, got {n}")
+    if groups is None:
+        _, test_idx = train_test_split(idx, test_size=test_size, random_state=seed, shuffle=True)
+    else:
+        if len(set(groups)) < 2:
+            raise ValueError("a split by author needs at least 2 authors")
+        splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+        _, test_idx = next(splitter.split(idx, groups=groups))
+    split = np.full(n, "train", dtype=object)
+    split[test_idx] = "test"
+    return split
+
+
+def label_corpus(
+    posts: pd.DataFrame,
+    *,
+    method: Literal["median", "tercile"],
+    test_size: float,
+    seed: int,
+    by_author: bool = False,
+    traits: tuple[str, ...] | list[str] = TRAITS,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Posts with a ``split`` column and a ``{trait}_level`` column per trait, and a summary for metrics."""
+    out = posts.copy()
+    groups = None
+    if by_author:
+        if "author_id" not in out or out["author_id"].isna().any() or (out["author_id"] == "").any():
+            raise ValueError("a split by author needs an author_id on every post")
+        groups = out["author_id"].to_numpy()
+    out["split"] = train_test_assignment(len(out), test_size, seed, groups)
+    summary: dict[str, Any] = {"method": method, "n_posts": int(len(out)), "test_size": test_size, "seed": seed,
+                               "by_author": by_author, "n_test": int((out["split"] == "test").sum()), "traits": {}}  # fmt: skip
+    for trait in traits:
+        z = out[Z_COLUMN[trait]].to_numpy(dtype=float)
+        th = level_thresholds(z, method)
+        levels = assign_levels(z, th)
+        out[f"{trait}_level"] = levels
+        counts = {
+            split: {lvl: int(((levels == lvl) & (out["split"].to_numpy() == split)).sum()) for lvl in ("high", "low")}
+            for split in ("train", "test")
+        }
+        summary["traits"][trait] = {
+            "low_max": round(th.low_max, 6),
+            "high_min": round(th.high_min, 6),
+            "counts": counts,
+            "dropped_middle": int((levels == "").sum()),
+        }
+    return out, summary
+
+
+def sample_scenarios(scenarios: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """``df.sample(n, replace=False, random_state=seed)`` as the study drew its 10k SODA scenarios."""
+    if n > len(scenarios):
+        raise ValueError(f"asked for {n} scenarios but the source has only {len(scenarios)}")
+    return scenarios.sample(n=n, replace=False, random_state=seed)

@@ -1,0 +1,113 @@
+"""Loaders for the study's data: each takes a config.DataSource (local file or hub dataset) or a path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from big5chat import paths
+from big5chat.data import schemas
+from big5chat.data.tables import DataError, Table, load_table, read_records, validate_records
+
+
+def load_posts(source: Any, *, limit: int | None = None) -> Table:
+    """Trait-labelled posts in the PsychGenerator schema."""
+    return load_table(source, schemas.POSTS, limit=limit)
+
+
+def load_scenarios(source: Any) -> Table:
+    """SODA scenarios (narrative, PersonX, PersonY, ...)."""
+    return load_table(source, schemas.SCENARIOS)
+
+
+def load_dialogues(source: Any) -> Table:
+    """A BIG5-CHAT dialogue CSV in the official schema (trait and level spellings normalised)."""
+    return load_table(source, schemas.DIALOGUES)
+
+
+INSTRUMENT_SCHEMAS = {"BFI": schemas.BFI44, "IPIP-NEO": schemas.IPIP_NEO_120}
+
+
+def load_questionnaires(instruments_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """{'BFI': {...prompt, norms, 'items': Table}, 'IPIP-NEO': {...}} from the project's instrument files."""
+    folder = paths.resolve(instruments_dir)
+    meta_file = folder / "questionnaires.json"
+    if not meta_file.is_file():
+        raise DataError(paths.relative(meta_file), "file not found")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))["instruments"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DataError(paths.relative(meta_file), f"not a questionnaire file ({exc})") from None
+    out: dict[str, dict[str, Any]] = {}
+    for name, schema in INSTRUMENT_SCHEMAS.items():
+        if name not in meta:
+            raise DataError(paths.relative(meta_file), f"has no instrument {name!r}")
+        info = dict(meta[name])
+        table = load_table(folder / info["items_file"], schema)
+        numbers = [r["item"] for r in table.rows]
+        if numbers != list(range(1, info["n_items"] + 1)):
+            raise DataError(table.source, f"items must be numbered 1..{info['n_items']} in order")
+        info["items"] = table
+        out[name] = info
+    return out
+
+
+# ---------------------------------------------------------------- benchmark items
+
+
+def _official_to_hub(task: str, rec: dict[str, Any]) -> dict[str, Any]:
+    """Map the layouts of the official task files (as released by their authors) to the hub schemas."""
+    if task == "commonsense_qa" and isinstance(rec.get("question"), dict):
+        q = rec["question"]
+        return {
+            "id": rec.get("id"),
+            "question": q.get("stem"),
+            "question_concept": q.get("question_concept", ""),
+            "choices": {"label": [c["label"] for c in q.get("choices", [])], "text": [c["text"] for c in q.get("choices", [])]},
+            "answerKey": rec.get("answerKey"),
+        }
+    if task == "social_iqa" and "options" in rec and "answerA" not in rec:
+        opts = list(rec["options"])
+        label = str(opts.index(rec["answer"]) + 1) if rec.get("answer") in opts else None
+        return {"context": rec.get("context"), "question": rec.get("question"), "answerA": opts[0] if len(opts) > 0 else None,
+                "answerB": opts[1] if len(opts) > 1 else None, "answerC": opts[2] if len(opts) > 2 else None, "label": label}  # fmt: skip
+    if task == "truthfulqa_mc":
+        out = dict(rec)
+        for k in ("mc1_targets", "mc2_targets"):
+            if isinstance(rec.get(k), dict) and "choices" not in rec[k]:
+                out[k] = {"choices": list(rec[k]), "labels": list(rec[k].values())}
+        return out
+    if task == "mathqa" and "problem" in rec and "Problem" not in rec:
+        out = dict(rec)
+        out["Problem"] = out.pop("problem")
+        out["Rationale"] = out.pop("rationale", "")
+        return out
+    return rec
+
+
+def load_benchmark(task: str, source: Any, *, limit: int | None = None) -> Table:
+    """Items of a reasoning task in its hub schema; official file layouts are mapped first.
+
+    PIQA's official release keeps labels in a separate ``*-labels.lst`` file beside the ``.jsonl``: it is
+    read when present and the items carry no ``label``.
+    """
+    if task not in schemas.BENCHMARKS:
+        raise DataError(str(source), f"unknown benchmark task {task!r} (known: {', '.join(schemas.BENCHMARKS)})")
+    schema = schemas.BENCHMARKS[task]
+    path = getattr(source, "path", source)
+    if path is None:  # hub dataset: already in the hub schema
+        return load_table(source, schema, limit=limit)
+    resolved = paths.resolve(path)
+    name, header, records = read_records(resolved)
+    rows = [(i, line, _official_to_hub(task, rec)) for i, line, rec in records]
+    if task == "piqa" and rows and "label" not in rows[0][2]:
+        labels_file = resolved.with_name(resolved.stem + "-labels.lst")
+        if not labels_file.is_file():
+            raise DataError(name, f"PIQA items have no 'label' and {labels_file.name} is not beside them")
+        labels = labels_file.read_text(encoding="utf-8").split()
+        if len(labels) != len(rows):
+            raise DataError(paths.relative(labels_file), f"has {len(labels)} labels for {len(rows)} items")
+        for (_, _, row), label in zip(rows, labels):
+            row["label"] = label
+    return validate_records(name, None, rows, schema, limit=limit)

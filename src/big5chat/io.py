@@ -1,0 +1,71 @@
+"""Atomic writes: every output is written under a temporary name and renamed when complete."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial")
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(p)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, p)
+    return p
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe values: numpy scalars to Python, NaN/inf to None (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+
+
+def write_csv(path: str | Path, frame: Any) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(p)
+    frame.to_csv(tmp, index=False, lineterminator="\n")
+    os.replace(tmp, p)
+    return p
+
+
+def write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> Path:
+    return write_text(path, "".join(json.dumps(_clean(r), ensure_ascii=False) + "\n" for r in records))
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 150) -> Path:
+    """PNG (and the same figure as PDF with embedded fonts when the path ends in .pdf)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.stem}.partial{p.suffix}")
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None} if p.suffix == ".png" else None)
+    os.replace(tmp, p)
+    return p

@@ -1,0 +1,1 @@
+"""Model sources (embedded wheels, hub, local, tiny) and the one loading policy every stage uses."""

@@ -1,0 +1,106 @@
+"""The one loading policy: safetensors only, never ``trust_remote_code``, pad token and chat template checked.
+
+Every stage loads models through these functions, from folders that ``prepare_models`` wrote (or any
+local folder that passes the same checks).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+class ModelLoadError(RuntimeError):
+    """A model folder that the loading policy refuses, with the reason and the folder."""
+
+
+def check_model_dir(path: str | Path) -> Path:
+    """The folder exists, has config.json and safetensors weights, and no pickle-only weights."""
+    p = Path(path)
+    if not p.is_dir():
+        raise ModelLoadError(f"model folder not found: {p} (run `dvc repro prepare_models` first?)")
+    if not (p / "config.json").is_file():
+        raise ModelLoadError(f"{p}: no config.json, so this is not a model folder")
+    weights = sorted(p.glob("*.safetensors"))
+    if not weights:
+        pickles = sorted(f.name for f in p.iterdir() if f.suffix.lower() in PICKLE_SUFFIXES)
+        detail = (
+            f"; it has {', '.join(pickles)}: pickle-based weights can run code when loaded and are refused. "
+            "Convert them to safetensors first"
+            if pickles
+            else ""
+        )
+        raise ModelLoadError(f"{p}: no .safetensors weights{detail}")
+    return p
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """The JSON card that prepare_models writes beside each model ({} when absent)."""
+    card = Path(path) / "card.json"
+    return json.loads(card.read_text(encoding="utf-8")) if card.is_file() else {}
+
+
+def load_tokenizer(
+    path: str | Path,
+    *,
+    padding_side: Literal["left", "right"] | None = None,
+    require_chat_template: bool = False,
+    causal: bool = False,
+) -> Any:
+    """A tokenizer with a pad token (distinct from EOS for causal LMs) and, if asked, a chat template."""
+    from transformers import AutoTokenizer
+
+    p = Path(path)
+    if not p.is_dir():
+        raise ModelLoadError(f"tokenizer folder not found: {p}")
+    tok = AutoTokenizer.from_pretrained(str(p), trust_remote_code=False)
+    if tok.pad_token_id is None:
+        raise ModelLoadError(f"{p}: the tokenizer has no pad token (prepare_models sets one; was it skipped?)")
+    if causal and tok.eos_token_id is not None and tok.pad_token_id == tok.eos_token_id:
+        raise ModelLoadError(
+            f"{p}: the pad token is the EOS token {tok.eos_token!r}; training would mask every EOS label. "
+            "prepare_models picks a distinct pad token"
+        )
+    if require_chat_template and not getattr(tok, "chat_template", None):
+        raise ModelLoadError(f"{p}: the tokenizer has no chat template, and this stage formats chats")
+    if padding_side:
+        tok.padding_side = padding_side
+    return tok
+
+
+def _torch_dtype(dtype: str) -> Any:
+    import torch
+
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r} (use one of {', '.join(DTYPES)})")
+    return getattr(torch, DTYPES[dtype])
+
+
+def load_causal_lm(path: str | Path, *, dtype: str = "float32") -> Any:
+    """A causal LM in eval mode, from safetensors only."""
+    from transformers import AutoModelForCausalLM
+
+    p = check_model_dir(path)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False
+    )
+    return model.eval()
+
+
+def load_encoder(path: str | Path, *, dtype: str = "float32") -> Any:
+    """A bare encoder (no task head) in eval mode, from safetensors only."""
+    from transformers import AutoModel
+
+    p = check_model_dir(path)
+    model = AutoModel.from_pretrained(str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False)
+    return model.eval()
+
+
+def load_chat_model(path: str | Path, *, dtype: str = "float32", padding_side: Literal["left", "right"] = "left") -> tuple[Any, Any]:
+    """(model, tokenizer) of a chat LM: the tokenizer must have a chat template and a distinct pad token."""
+    tok = load_tokenizer(path, padding_side=padding_side, require_chat_template=True, causal=True)
+    return load_causal_lm(path, dtype=dtype), tok

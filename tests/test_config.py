@@ -1,0 +1,128 @@
+"""params.yaml validation: every bad key is named before any work starts; profiles compose."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from big5chat import paths, profiles
+from big5chat.config import ConfigError, load_params, stage_config
+
+
+def _params_data() -> dict:
+    return yaml.safe_load(paths.PARAMS_FILE.read_text(encoding="utf-8"))
+
+
+def _problems(tmp_path: Path, mutate) -> list[str]:  # type: ignore[no-untyped-def]
+    data = copy.deepcopy(_params_data())
+    mutate(data)
+    f = tmp_path / "params.yaml"
+    f.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_params(f)
+    return exc.value.problems
+
+
+def test_committed_params_validate() -> None:
+    params = load_params()
+    assert params.profile == "default"
+    assert params.models.base.kind == "embedded"
+    assert params.traits == ["openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"]
+
+
+def test_params_yaml_is_the_default_composition(tmp_path: Path) -> None:
+    out = profiles.compose("default", out=tmp_path / "params.yaml")
+    assert out.read_text() == paths.PARAMS_FILE.read_text(), "run `python -m big5chat params` after editing configs/"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key", "words"),
+    [
+        (lambda d: d["prepare_data"].update(splt="median"), "prepare_data.splt", "unknown key"),
+        (lambda d: d["prepare_data"].update(splitmethod="median"), "prepare_data.splitmethod", "did you mean 'prepare_data.split_method'"),
+        (lambda d: d["prepare_data"].update(test_size="abc"), "prepare_data.test_size", "expected float"),
+        (lambda d: d["prepare_data"].update(test_size=1.5), "prepare_data.test_size", "out of range"),
+        (lambda d: d["prepare_data"].update(n_scenarios=True), "prepare_data.n_scenarios", "expected int"),
+        (lambda d: d["prepare_data"].update(n_scenarios=0), "prepare_data.n_scenarios", "out of range"),
+        (lambda d: d["prepare_data"].update(split_method="quartile"), "prepare_data.split_method", "unknown value 'quartile'"),
+        (lambda d: d.update(traits=["openess", "neuroticism"]), "traits[0]", "unknown trait 'openess'"),
+        (lambda d: d.update(levels=["high", "medium"]), "levels[1]", "unknown level 'medium'"),
+        (lambda d: d["prepare_data"].pop("seed") and d.pop("runtime"), "runtime", "missing key"),
+        (lambda d: d["data"]["posts"].update(path="data/nope.csv"), "data.posts.path", "file not found: data/nope.csv"),
+        (lambda d: d["data"].update(instruments_dir="data/no_such_dir"), "data.instruments_dir", "folder not found"),
+        (lambda d: d["data"]["posts"].update(hub_id="org/x"), "data.posts", "exactly one of 'path'"),
+        (lambda d: d["data"]["benchmarks"].update(arc={"path": "data/sample/posts.csv"}), "data.benchmarks.arc", "unknown benchmark task"),
+        (lambda d: d["models"]["base"].update(kind="hub", name="org/model"), "models.base.revision", "pinned revision"),
+        (lambda d: d["models"]["base"].update(name="gpt-5"), "models.base.name", "unknown embedded model"),
+        (lambda d: d["models"]["base"].update(dtype="fp8"), "models.base.dtype", "unknown value 'fp8'"),
+        (lambda d: d["runtime"].update(threads=None), "runtime.threads", "must not be null"),
+    ],
+)
+def test_bad_params_are_named(tmp_path: Path, mutate, key: str, words: str) -> None:  # type: ignore[no-untyped-def]
+    problems = _problems(tmp_path, mutate)
+    assert any(p.startswith(f"{key}:") and words in p for p in problems), problems
+
+
+def test_all_problems_reported_together(tmp_path: Path) -> None:
+    def mutate(d: dict) -> None:
+        d["prepare_data"]["splt"] = 1
+        d["traits"] = ["openness", "humour"]
+        d["runtime"]["threads"] = "two"
+
+    problems = _problems(tmp_path, mutate)
+    assert {p.split(":")[0] for p in problems} >= {"prepare_data.splt", "traits[1]", "runtime.threads"}
+
+
+def test_numbers_written_as_strings_are_read() -> None:
+    from big5chat.config import PrepareDataConfig
+    from big5chat.strict import build
+
+    cfg = build(PrepareDataConfig, {"test_size": "5e-2"})
+    assert cfg.test_size == pytest.approx(0.05)
+
+
+def test_stage_config_rebuilds_sections_and_reads_missing_ones() -> None:
+    data = _params_data()
+    out = stage_config(prepare_data=data["prepare_data"], runtime=None)
+    assert out["prepare_data"].split_method == data["prepare_data"]["split_method"]
+    assert out["runtime"].hf_hub_offline is True
+    with pytest.raises(ConfigError, match=r"prepare_data.split_method: unknown value"):
+        stage_config(prepare_data={**data["prepare_data"], "split_method": "x"})
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke", "paper_8b", "paper_70b"])
+def test_profiles_compose(tmp_path: Path, profile: str) -> None:
+    out = profiles.compose(profile, out=tmp_path / "params.yaml")
+    if profile in ("default", "smoke"):
+        assert load_params(out).profile == profile
+        return
+    # The paper profiles need the PsychGenerator corpus, which is not public: that, and only that, is missing.
+    with pytest.raises(ConfigError) as exc:
+        load_params(out)
+    assert exc.value.problems == ["data.posts.path: file not found: data/external/big5_training_data.csv"]
+    params = load_params(out, check_paths=False)
+    assert params.models.base.kind == "hub" and params.models.base.revision
+    assert params.prepare_data.n_scenarios == 10000
+
+
+def test_unknown_profile_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown profile 'paper_9b'"):
+        profiles.compose("paper_9b", out=tmp_path / "p.yaml")
+
+
+def test_cli_validate_names_a_typo_at_once(tmp_path: Path) -> None:
+    data = _params_data()
+    data["prepare_data"]["splt"] = "median"
+    f = tmp_path / "params.yaml"
+    f.write_text(yaml.safe_dump(data))
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "big5chat", "validate", "--params", str(f)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "prepare_data.splt: unknown key" in proc.stderr
+    assert time.perf_counter() - start < 30

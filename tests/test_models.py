@@ -1,0 +1,93 @@
+"""Model materialization (tiny and embedded) and the loading policy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from big5chat.config import ModelSpec
+from big5chat.models.loading import ModelLoadError, check_model_dir, load_chat_model, load_encoder, load_tokenizer
+from big5chat.models.materialize import ModelSourceError, materialize
+
+
+def test_tiny_models_have_cards_and_pass_the_policy(tiny_models: dict[str, Path]) -> None:
+    base = json.loads((tiny_models["base"] / "card.json").read_text())
+    assert base["architecture"] == "LlamaForCausalLM" and base["parameters"] > 0
+    assert base["pad_token"] != base["eos_token"] and base["chat_template"] is True
+    model, tok = load_chat_model(tiny_models["base"])
+    assert tok.padding_side == "left" and model.config.num_hidden_layers == 2
+    enc = load_encoder(tiny_models["encoder"])
+    assert enc.config.num_hidden_layers == 2
+    assert json.loads((tiny_models["encoder"] / "card.json").read_text())["architecture"] == "BertModel"
+
+
+def test_materialize_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    with pytest.raises(ModelSourceError):
+        materialize(ModelSpec("tiny", "tiny-bert"), tmp_path / "base", "base")  # an encoder as the base LM
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_policy_refuses_missing_dir_and_pickles(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    with pytest.raises(ModelLoadError, match="model folder not found"):
+        check_model_dir(tmp_path / "nothing")
+    d = tmp_path / "pickled"
+    shutil.copytree(tiny_models["encoder"], d)
+    (d / "model.safetensors").unlink()
+    torch.save({}, d / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="pytorch_model.bin: pickle-based weights .* refused"):
+        load_encoder(d)
+
+
+def test_policy_checks_chat_template_and_pad(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    with pytest.raises(ModelLoadError, match="no chat template"):
+        load_tokenizer(tiny_models["encoder"], require_chat_template=True)
+    d = tmp_path / "pad_is_eos"
+    shutil.copytree(tiny_models["base"], d)
+    cfg = json.loads((d / "tokenizer_config.json").read_text())
+    cfg["pad_token"] = "<|im_end|>"
+    (d / "tokenizer_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match="pad token is the EOS token"):
+        load_chat_model(d)
+
+
+def test_local_kind_fixes_pad_and_links_weights(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(tiny_models["base"], src)
+    cfg = json.loads((src / "tokenizer_config.json").read_text())
+    cfg["pad_token"] = "<|im_end|>"  # as SmolLM2 ships it: pad == eos
+    (src / "tokenizer_config.json").write_text(json.dumps(cfg))
+    card = materialize(ModelSpec("local", str(src)), tmp_path / "out", "base")
+    assert card["pad_token"] == "<|endoftext|>"
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["pad_token_id"] == 0
+
+
+def test_hub_kind_refuses_to_go_online_when_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = ModelSpec("hub", "meta-llama/Meta-Llama-3-8B-Instruct", revision="8afb486c1db24fe5011ec46dfbe5b5dccdb575c2")
+    with pytest.raises(ModelSourceError) as exc:
+        materialize(spec, tmp_path / "base", "base")
+    msg = str(exc.value)
+    assert "models.base: meta-llama/Meta-Llama-3-8B-Instruct@8afb486c" in msg
+    assert "HF_HUB_OFFLINE=1 forbids going online" in msg
+    assert not (tmp_path / "base").exists()
+
+
+@pytest.mark.slow
+def test_embedded_models_materialize_and_answer_in_english(tmp_path: Path) -> None:
+    card = materialize(ModelSpec("embedded", "smollm2-135m-instruct"), tmp_path / "base", "base")
+    assert card["parameters"] == 134_515_008
+    assert card["source_sha256"] == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    assert card["reload_max_abs_logit_diff"] == 0.0
+    model, tok = load_chat_model(tmp_path / "base")
+    msgs = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
+    enc = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=20, do_sample=False, pad_token_id=tok.pad_token_id)
+    reply = tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert "Paris" in reply, reply
+    enc_card = materialize(ModelSpec("embedded", "all-minilm-l6-v2"), tmp_path / "encoder", "encoder")
+    assert enc_card["parameters"] == 22_713_728
