@@ -35,6 +35,7 @@ class RuntimeConfig:
 
     hf_hub_offline: bool = True
     threads: NonNegativeInt = 0  # 0 = all cores
+    omp_wait_policy: Literal["PASSIVE", "ACTIVE"] = "PASSIVE"
 
 
 @dataclass
@@ -137,6 +138,63 @@ class PrepareDataConfig:
 
 
 @dataclass
+class LoraParams:
+    """LoRA adapter settings (the study: rank 8, alpha 16, dropout 0, every linear layer)."""
+
+    r: PositiveInt = 8
+    alpha: PositiveInt = 16
+    dropout: Annotated[float, Range(0.0, 1.0, hi_strict=True)] = 0.0
+    target_modules: str = "all-linear"  # "all-linear" or a comma-separated list of module names
+
+
+@dataclass
+class TrainClassifierConfig:
+    """Encoder + five regression heads on norm.cdf(z) (PAPER.md 2.3)."""
+
+    pooling: Literal["mean", "cls"] = "mean"
+    dropout: Annotated[float, Range(0.0, 1.0, hi_strict=True)] = 0.1
+    max_length: PositiveInt = 64
+    batch_size: PositiveInt = 16
+    epochs: PositiveInt = 4
+    learning_rate: Annotated[float, Range(0.0, lo_strict=True)] = 5e-5
+    weight_decay: Annotated[float, Range(0.0)] = 0.01
+    warmup_ratio: Annotated[float, Range(0.0, 1.0)] = 0.1
+    val_size: Probability = 0.1
+    strong_abs_z: Annotated[float, Range(0.0)] = 0.5  # also report accuracy on posts with |z| >= this
+    compare_author_split: bool = True  # when posts carry author_id, also train and report a by-author split
+    seed: int = 42
+
+
+@dataclass
+class TrainExpertsConfig:
+    """One generator per trait, SFT'd in the study's "complete the sentence" format (PAPER.md 2.2)."""
+
+    method: Literal["lora", "full"] = "lora"
+    lora: LoraParams = field(default_factory=LoraParams)
+    learning_rate: Annotated[float, Range(0.0, lo_strict=True)] = 3e-4
+    epochs: Annotated[float, Range(0.0, lo_strict=True)] = 1.0
+    batch_size: PositiveInt = 8
+    grad_accum: PositiveInt = 1
+    max_length: PositiveInt = 128
+    scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_steps: NonNegativeInt = 2
+    min_abs_z: Annotated[float, Range(0.0)] = 0.0  # keep posts whose trait |z| is at least this (0 = all)
+    max_records: Optional[PositiveInt] = None  # per trait, balanced high/low, seeded (None = all)
+    bf16: bool = False  # bf16 autocast (on CPUs that support it, 1.6-1.9x faster here)
+    seed: int = 42
+
+
+@dataclass
+class EvalExpertsConfig:
+    """Experts vs a prompting-only baseline on held-out post prefixes, judged by the classifier."""
+
+    n_prefixes: PositiveInt = 16  # held-out posts whose first 5 words are completed, per trait and level
+    max_new_tokens: PositiveInt = 40
+    batch_size: PositiveInt = 16
+    seed: int = 42
+
+
+@dataclass
 class Params:
     """The whole params.yaml."""
 
@@ -147,6 +205,9 @@ class Params:
     models: ModelsConfig
     data: DataConfig
     prepare_data: PrepareDataConfig
+    train_classifier: TrainClassifierConfig
+    train_experts: TrainExpertsConfig
+    eval_experts: EvalExpertsConfig
 
     def check(self) -> list[Any]:
         problems: list[Any] = []
@@ -186,6 +247,9 @@ SECTIONS: dict[str, Any] = {
     "models": ModelsConfig,
     "data": DataConfig,
     "prepare_data": PrepareDataConfig,
+    "train_classifier": TrainClassifierConfig,
+    "train_experts": TrainExpertsConfig,
+    "eval_experts": EvalExpertsConfig,
 }
 
 

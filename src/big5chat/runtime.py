@@ -11,10 +11,11 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 
-def stage_environment(hf_hub_offline: bool, base: dict[str, str] | None = None) -> dict[str, str]:
+def stage_environment(hf_hub_offline: bool, base: dict[str, str] | None = None, omp_wait_policy: str = "PASSIVE") -> dict[str, str]:
     """The environment a stage (and its notebook kernel) runs with."""
     env = dict(os.environ if base is None else base)
-    env["OMP_WAIT_POLICY"] = "PASSIVE"  # spinning OpenMP threads slow CPU work 10-30x under contention
+    # Spinning OpenMP threads slow CPU work 10-30x under contention; PASSIVE costs ~20% on an idle machine.
+    env["OMP_WAIT_POLICY"] = omp_wait_policy
     if hf_hub_offline:
         env["HF_HUB_OFFLINE"] = "1"
         env["HF_DATASETS_OFFLINE"] = "1"
@@ -25,6 +26,7 @@ def stage_environment(hf_hub_offline: bool, base: dict[str, str] | None = None) 
     # Progress bars go to the stage log, not into executed notebooks: few updates, no hub bars.
     env.setdefault("TQDM_MININTERVAL", "10")
     env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    env["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
     env["TRANSFORMERS_VERBOSITY"] = "error"
     env["TOKENIZERS_PARALLELISM"] = "false"
     env["PYTHONUNBUFFERED"] = "1"

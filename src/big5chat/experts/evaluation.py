@@ -1,0 +1,52 @@
+"""Pure pieces of the expert-vs-prompting check: the completion jobs and the accuracy table."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from big5chat.prompts import alpaca_query, expert_instruction
+
+
+def completion_jobs(prefixes: list[str], traits: list[str]) -> pd.DataFrame:
+    """One row per (trait, level, prefix), with the chat the expert and the baseline both receive."""
+    rows = []
+    for t in traits:
+        for level in ("high", "low"):
+            for p in prefixes:
+                rows.append({"trait": t, "level": level, "prefix": p,
+                             "conversation": [{"role": "user", "content": alpaca_query(expert_instruction(t, level), p)}]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def level_hit(score: pd.Series, level: pd.Series, threshold: float = 0.5) -> pd.Series:
+    """Whether the classifier's predicted level (score above the threshold = high) is the target level."""
+    return (score > threshold) == (level == "high")
+
+
+def accuracy_table(jobs: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    """Share of target levels hit per trait and method, plus an 'overall' row (over all completions)."""
+    hits = pd.DataFrame({m: level_hit(jobs[f"{m}_score"], jobs["level"]) for m in methods})
+    hits["trait"] = jobs["trait"].to_numpy()
+    table = hits.groupby("trait", sort=False)[methods].mean().reset_index()
+    overall = {"trait": "overall", **{m: float(hits[m].mean()) for m in methods}}
+    return pd.concat([table, pd.DataFrame([overall])], ignore_index=True)
+
+
+def paired_separation(jobs: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    """Per trait and method: the mean score difference between the high and the low completion of the same
+    prefix, and the share of prefixes where high scores above low (ties count half; chance is 0.5).
+
+    A threshold-free view that still shows steering when the classifier's scores sit on one side of 0.5.
+    """
+    rows = []
+    for trait, group in jobs.groupby("trait", sort=False):
+        hi = group[group["level"] == "high"].set_index("prefix")
+        lo = group[group["level"] == "low"].set_index("prefix")
+        common = hi.index.intersection(lo.index)
+        row: dict[str, object] = {"trait": trait, "n_pairs": len(common)}
+        for m in methods:
+            d = hi.loc[common, f"{m}_score"].to_numpy(float) - lo.loc[common, f"{m}_score"].to_numpy(float)
+            row[f"{m}_diff"] = float(d.mean()) if len(d) else float("nan")
+            row[f"{m}_paired"] = float(((d > 0) + 0.5 * (d == 0)).mean()) if len(d) else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,1 @@
+"""Text generation: batched chat generation, DExperts steering, backends."""

@@ -1,0 +1,178 @@
+"""DExperts decoding: base-model logits steered by trait experts (PAPER.md 2.5).
+
+Two combination rules:
+
+- ``study`` (BIG5-CHAT): ``base + alpha * expert``, the expert applied once ``warmup`` new tokens exist
+  (k = 5 in the paper; before that the base model decodes alone);
+- ``dexperts`` (Liu et al. 2021): ``base + alpha * (expert - anti_expert)``.
+
+Every model sees its own prompt followed by the tokens generated so far. Each model keeps one KV cache over a
+left-padded batch with explicit position ids, so a step costs one forward of one new token per row. When the
+experts are LoRA adapters of the base model (the default), base, expert and anti-expert rows can run as one
+batched forward of a PEFT model with mixed adapters (``adapter_names``) and one KV cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
+
+import torch
+
+BASE = "__base__"  # PEFT's name for "no adapter" in mixed-adapter batches
+
+
+@dataclass(frozen=True)
+class Steering:
+    rule: Literal["study", "dexperts"] = "study"
+    alpha: float = 0.5
+    warmup: int = 5  # new tokens decoded by the base alone before the expert is applied
+
+
+@dataclass(frozen=True)
+class Sampling:
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+
+def combine_logits(
+    base: torch.Tensor, expert: torch.Tensor | None, anti: torch.Tensor | None, steering: Steering, step: int
+) -> torch.Tensor:
+    """The steered next-token logits at decoding step ``step`` (0 = the first new token)."""
+    if expert is None or steering.alpha == 0 or step < steering.warmup:
+        return base
+    if steering.rule == "study":
+        return base + steering.alpha * expert
+    if anti is None:
+        raise ValueError("the dexperts rule needs an anti-expert")
+    return base + steering.alpha * (expert - anti)
+
+
+def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of tokens whose probability mass reaches top_p (the rest set to -inf)."""
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, idx = torch.sort(logits, descending=True, dim=-1)
+    cum = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+    remove = cum - torch.softmax(sorted_logits, dim=-1) >= top_p  # keep the token that crosses top_p
+    sorted_logits = sorted_logits.masked_fill(remove, float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(-1, idx, sorted_logits)
+
+
+def next_tokens(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> torch.Tensor:
+    if not sampling.do_sample:
+        return logits.argmax(dim=-1)
+    scaled = top_p_filter(logits.float() / max(sampling.temperature, 1e-6), sampling.top_p)
+    probs = torch.softmax(scaled, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class Stream:
+    """One model's view of a batch: its prompts, attention mask, KV cache and next positions.
+
+    ``model`` is called with ``adapter_names`` when given (PEFT mixed-adapter batches).
+    """
+
+    def __init__(self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, adapter_names: list[str] | None = None):
+        self.model = model
+        self.mask = attention_mask
+        self.adapter_names = adapter_names
+        self.cache: Any = None
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        self.next_pos = positions[:, -1:] + 1
+        self.logits = self._forward(input_ids, positions)
+
+    def _forward(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": self.mask, "position_ids": positions,
+                                  "cache": self.cache, "use_cache": True, "logits_to_keep": 1}  # fmt: skip
+        if self.adapter_names is not None:
+            kwargs["adapter_names"] = self.adapter_names
+        out = self.model(**kwargs)
+        self.cache = out.cache
+        return out.logits[:, -1, :].float()
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed one token per row; returns the next logits."""
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=-1)
+        positions = self.next_pos
+        self.next_pos = self.next_pos + 1
+        return self._forward(tokens.unsqueeze(-1), positions)
+
+
+def encode_left(tok: Any, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    side = tok.padding_side
+    tok.padding_side = "left"
+    try:
+        enc = tok(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
+    finally:
+        tok.padding_side = side
+    return enc["input_ids"], enc["attention_mask"]
+
+
+@torch.no_grad()
+def generate(
+    tok: Any,
+    base: tuple[Any, Sequence[str]],
+    expert: tuple[Any, Sequence[str]] | None = None,
+    anti: tuple[Any, Sequence[str]] | None = None,
+    *,
+    steering: Steering = Steering(),
+    sampling: Sampling = Sampling(),
+    max_new_tokens: int = 64,
+    seed: int | None = None,
+    eos_token_ids: Sequence[int] | None = None,
+    adapters: tuple[str | None, str | None] | None = None,
+) -> list[list[int]]:
+    """Steered generation for a batch. Each of base/expert/anti is (model, rendered prompts).
+
+    With ``adapters=(expert_adapter, anti_adapter)`` and one PEFT model (passed as the base model), all rows
+    run as a single mixed-adapter forward and one KV cache; otherwise each model keeps its own cache.
+    Returns the generated token ids per row, without the EOS token, stopped at EOS or ``max_new_tokens``.
+    """
+    model_b, prompts_b = base
+    n = len(prompts_b)
+    eos = torch.tensor(sorted(set(eos_token_ids or [tok.eos_token_id])))
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    parts = [(model_b, list(prompts_b), BASE)]
+    if expert is not None:
+        parts.append((expert[0], list(expert[1]), adapters[0] if adapters else None))
+    if anti is not None:
+        parts.append((anti[0], list(anti[1]), adapters[1] if adapters else None))
+    for _, p, _ in parts:
+        if len(p) != n:
+            raise ValueError("base, expert and anti-expert need one prompt per row")
+
+    if adapters is not None:  # one mixed-adapter forward over all rows
+        texts = [t for _, p, _ in parts for t in p]
+        names = [name or BASE for _, p, name in parts for _ in p]
+        ids, mask = encode_left(tok, texts)
+        streams = [Stream(model_b, ids, mask, adapter_names=names)]
+    else:
+        streams = [Stream(m, *encode_left(tok, p)) for m, p, _ in parts]
+
+    def split_logits() -> list[torch.Tensor]:
+        if adapters is not None:
+            return list(streams[0].logits.split(n, dim=0))
+        return [s.logits for s in streams]
+
+    out: list[list[int]] = [[] for _ in range(n)]
+    done = torch.zeros(n, dtype=torch.bool)
+    pad = tok.pad_token_id
+    for step in range(max_new_tokens):
+        logits = split_logits()
+        combined = combine_logits(logits[0], logits[1] if len(logits) > 1 else None, logits[2] if len(logits) > 2 else None, steering, step)
+        token = next_tokens(combined, sampling, generator)
+        token = torch.where(done, torch.full_like(token, pad), token)
+        finished_now = torch.isin(token, eos) & ~done
+        for i in torch.nonzero(~done & ~finished_now).flatten().tolist():
+            out[i].append(int(token[i]))
+        done |= finished_now
+        if bool(done.all()) or step == max_new_tokens - 1:
+            break
+        if adapters is not None:
+            streams[0].step(token.repeat(len(parts)))
+        else:
+            for s in streams:
+                s.step(token)
+    return out

@@ -1,0 +1,145 @@
+"""Shared pieces of the LM training stages (experts, SFT, DPO): LoRA settings, loss curves, TRL SFT runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from big5chat import paths
+
+CURVE_FIELDS = ("step", "epoch", "loss", "learning_rate", "grad_norm")
+
+
+def lora_config(p: Any, task_type: str = "CAUSAL_LM") -> Any:
+    """A peft LoraConfig from config.LoraParams."""
+    from peft import LoraConfig
+
+    targets: Any = "all-linear" if p.target_modules == "all-linear" else [m.strip() for m in p.target_modules.split(",") if m.strip()]
+    return LoraConfig(r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=targets, task_type=task_type)
+
+
+class LossCurve(TrainerCallback):
+    """Collects the trainer's logged losses; ``write(path)`` saves them as a CSV that `dvc plots` shows."""
+
+    def __init__(self, fields: tuple[str, ...] = CURVE_FIELDS):
+        self.fields = fields
+        self.rows: list[dict[str, Any]] = []
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if logs and "loss" in logs:
+            row = {"step": state.global_step, "epoch": round(float(state.epoch or 0.0), 4)}
+            row.update({k: logs.get(k) for k in self.fields if k not in row})
+            self.rows.append(row)
+
+    def write(self, path: str | Path) -> Path:
+        from big5chat.io import write_text
+
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(self.fields), lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+        return write_text(path, buf.getvalue())
+
+
+def scratch_dir(name: str) -> Path:
+    """Trainer working folders (checkpoints, logs) live outside every DVC output."""
+    d = paths.SCRATCH / "trainer" / name
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def sft_train(
+    model_dir: str | Path,
+    chats: list[dict[str, Any]],
+    out_dir: str | Path,
+    *,
+    learning_rate: float,
+    epochs: float,
+    batch_size: int,
+    grad_accum: int,
+    max_length: int,
+    scheduler: str,
+    warmup_steps: int,
+    bf16: bool,
+    seed: int,
+    lora: Any | None,
+    run_name: str,
+    max_steps: int = -1,
+    dtype: str = "float32",
+) -> dict[str, Any]:
+    """Supervised fine-tuning on prompt/completion chats (loss on the completion only) with TRL's SFTTrainer.
+
+    ``lora`` (config.LoraParams) trains an adapter, None the full model. The adapter (or model) and the tokenizer
+    are saved to ``out_dir``; returns the loss curve and trainer metrics.
+    """
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from big5chat.models.loading import load_chat_model
+
+    model, tok = load_chat_model(model_dir, dtype=dtype, padding_side="right")
+    curve = LossCurve()
+    args = SFTConfig(
+        output_dir=str(scratch_dir(run_name)),
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=grad_accum,
+        num_train_epochs=epochs,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        lr_scheduler_type=scheduler,
+        warmup_steps=warmup_steps,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        bf16=bf16,
+        use_cpu=not torch.cuda.is_available(),
+        gradient_checkpointing=False,
+        max_length=max_length,
+        completion_only_loss=True,
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(chats),
+        processing_class=tok,
+        peft_config=lora_config(lora) if lora is not None else None,
+        callbacks=[curve],
+    )
+    result = trainer.train()
+    save_atomically(out_dir, lambda tmp: (trainer.model.save_pretrained(str(tmp), safe_serialization=True), tok.save_pretrained(str(tmp))))
+    return {"curve": curve, "metrics": dict(result.metrics), "steps": result.global_step, "trainer": trainer}
+
+
+def save_atomically(out_dir: str | Path, write: Any) -> Path:
+    """Call ``write(tmp_folder)``, then rename the folder to ``out_dir``: a crash never leaves a finished-looking folder."""
+    import os
+    import shutil
+
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out
+
+
+def save_run_config(out_dir: str | Path, config: dict[str, Any]) -> None:
+    """The exact settings beside the trained weights (train_config.json)."""
+    Path(out_dir, "train_config.json").write_text(json.dumps(config, indent=2, default=str) + "\n", encoding="utf-8")

@@ -1,0 +1,122 @@
+"""Expert generators: the record builder's edge cases, a short SFT run, loss masking, the accuracy table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from big5chat.experts.data import build_expert_records, split_post, to_chat
+from big5chat.experts.evaluation import accuracy_table, completion_jobs
+from big5chat.prompts import expert_instruction
+
+
+def _posts(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
+    """rows of (message, openness level, ope_z)."""
+    return pd.DataFrame(
+        [{"message_id": f"p{i}", "message": m, "split": "train", "openness_level": lvl, "ope_z": z} for i, (m, lvl, z) in enumerate(rows)]
+    )
+
+
+def test_instruction_is_the_studys() -> None:
+    assert expert_instruction("O", "high") == "Help me complete the sentence with certain Big Five Personality: Openness - high"
+    assert expert_instruction("neuroticism", "Low") == "Help me complete the sentence with certain Big Five Personality: Neuroticism - low"
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("one two three four five", None),  # exactly five words: dropped
+        ("one two three four five six", ("one two three four five", "six")),
+        ("  spaced   out\twords  here  and there too ", ("spaced out words here and", "there too")),
+        ("Café 🎉 naïve façade — déjà vu again!", ("Café 🎉 naïve façade —", "déjà vu again!")),
+        ("", None),
+    ],
+)
+def test_split_post(message: str, expected: tuple[str, str] | None) -> None:
+    assert split_post(message) == expected
+
+
+def test_builder_drops_and_counts() -> None:
+    posts = _posts([
+        ("I love wandering through new galleries and cities", "high", 1.2),
+        ("short post here ok", "high", 1.0),  # too short
+        ("", "low", -1.0),  # empty: too short
+        ("the middle of the distribution says nothing much", "", 0.0),  # tercile middle: no level
+        ("same old route to work every single day please", "low", -0.2),  # below min_abs_z
+        ("same diner same booth same order every Saturday morning", "low", -1.1),
+    ])  # fmt: skip
+    out = build_expert_records(posts, "openness", min_abs_z=0.5)
+    assert out.counts == {"posts": 6, "no_level": 1, "below_min_abs_z": 1, "too_short": 2, "subsampled_out": 0,
+                          "records": 2, "high": 1, "low": 1}  # fmt: skip
+    rec = out.records[0]
+    assert rec["input"] == "I love wandering through new" and rec["output"] == "galleries and cities"
+    chat = to_chat(rec)
+    assert chat["prompt"][0]["content"] == expert_instruction("openness", "high") + "\nI love wandering through new"
+    assert chat["completion"] == [{"role": "assistant", "content": "galleries and cities"}]
+
+
+def test_builder_subsample_is_balanced_and_seeded() -> None:
+    rows = [(f"a long enough post number {i} for the test", "high" if i % 3 else "low", 1.0) for i in range(30)]
+    a = build_expert_records(_posts(rows), "openness", max_records=10, seed=1)
+    b = build_expert_records(_posts(rows), "openness", max_records=10, seed=1)
+    c = build_expert_records(_posts(rows), "openness", max_records=10, seed=2)
+    assert a.counts["high"] == a.counts["low"] == 5 and a.counts["subsampled_out"] == 20
+    assert a.records == b.records and a.records != c.records
+
+
+def test_two_sft_steps_log_a_loss_and_change_the_adapter(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from big5chat.config import LoraParams
+    from big5chat.training import sft_train
+
+    posts = _posts([(f"I keep finding strange and wonderful ideas in book {i}", "high", 1.0) for i in range(4)])
+    chats = [to_chat(r) for r in build_expert_records(posts, "openness").records]
+    run = sft_train(tiny_models["base"], chats, tmp_path / "expert", learning_rate=1e-2, epochs=1, batch_size=2, grad_accum=1,
+                    max_length=64, scheduler="constant", warmup_steps=0, bf16=False, seed=0, lora=LoraParams(), run_name="t",
+                    max_steps=2)  # fmt: skip
+    assert run["steps"] == 2 and [r["step"] for r in run["curve"].rows] == [1, 2]
+    assert all(r["loss"] > 0 for r in run["curve"].rows)
+    weights = load_file(str(tmp_path / "expert" / "adapter_model.safetensors"))
+    lora_b = [v for k, v in weights.items() if "lora_B" in k]
+    assert lora_b and any(torch.count_nonzero(v) > 0 for v in lora_b), "LoRA B starts at zero; training must move it"
+    assert not (tmp_path / "expert.partial").exists()
+
+
+def test_loss_covers_only_the_completion(tiny_models: dict[str, Path]) -> None:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from big5chat.models.loading import load_chat_model
+
+    model, tok = load_chat_model(tiny_models["base"], padding_side="right")
+    chat = {"prompt": [{"role": "user", "content": "Help me complete the sentence\nI went to the"}],
+            "completion": [{"role": "assistant", "content": "market today"}]}  # fmt: skip
+    args = SFTConfig(output_dir="/tmp/_sft_mask", report_to=[], use_cpu=True, completion_only_loss=True, max_length=64)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list([chat]), processing_class=tok)
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    labels = batch["labels"][0]
+    kept = tok.decode(labels[labels != -100])
+    assert kept.startswith("market today") and "Help me" not in kept and "<|im_start|>assistant" not in kept
+
+
+def test_accuracy_table_on_a_known_case() -> None:
+    jobs = completion_jobs(["I went to", "We had a"], ["openness", "neuroticism"])
+    assert len(jobs) == 8
+    jobs["expert_score"] = [0.9, 0.8, 0.2, 0.6, 0.7, 0.1, 0.3, 0.4]  # O high x2, O low x2, N high x2, N low x2
+    jobs["prompting_score"] = 0.5  # never above 0.5: "low" everywhere
+    t = accuracy_table(jobs, ["expert", "prompting"]).set_index("trait")
+    assert t.loc["openness", "expert"] == 0.75 and t.loc["neuroticism", "expert"] == 0.75
+    assert t.loc["overall", "expert"] == 0.75 and t.loc["overall", "prompting"] == 0.5
+
+
+def test_paired_separation_on_a_known_case() -> None:
+    from big5chat.experts.evaluation import paired_separation
+
+    jobs = completion_jobs(["a b", "c d"], ["openness"])  # high a, high c, low a, low c
+    jobs["expert_score"] = [0.6, 0.5, 0.4, 0.5]
+    t = paired_separation(jobs, ["expert"]).iloc[0]
+    assert t["n_pairs"] == 2 and t["expert_diff"] == pytest.approx(0.1) and t["expert_paired"] == pytest.approx(0.75)
