@@ -5,6 +5,9 @@
                             compose params.yaml from configs/ (as `dvc exp run -S profile=NAME` does)
   validate [--params FILE]  validate a params file and exit (non-zero, naming every bad key, on errors)
   build-sample              rebuild data/sample/posts.csv from data/sample/authored/
+  train-sft --config RUN    one SFT run from a run file (what train_sft launches, also under `accelerate launch`)
+  train-dpo --config RUN    one DPO run from a run file
+  sweep-figure PARAM METRIC a metric against a param across DVC experiments (reports/figures/sweeps/)
 """
 
 from __future__ import annotations
@@ -70,6 +73,29 @@ def _cmd_build_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json
+
+    from big5chat.alignment.run import execute
+
+    run = json.loads(Path(args.config).read_text(encoding="utf-8"))
+    want = "sft" if args.command == "train-sft" else "dpo"
+    if run.get("kind") != want:
+        print(f"{args.config}: kind is {run.get('kind')!r}, but {args.command} runs {want!r}", file=sys.stderr)
+        return 2
+    execute(args.config)
+    return 0
+
+
+def _cmd_sweep_figure(args: argparse.Namespace) -> int:
+    from big5chat import paths
+    from big5chat.reporting.sweeps import sweep_figure
+
+    out = paths.FIGURES / "sweeps" / f"{args.metric.replace('.', '_')}_vs_{args.param.replace('.', '_')}.png"
+    print(f"wrote {paths.relative(sweep_figure(args.param, args.metric, out, args.metrics_file))}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m big5chat", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -87,5 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_validate)
     p = sub.add_parser("build-sample", help="rebuild data/sample/posts.csv")
     p.set_defaults(func=_cmd_build_sample)
+    p = sub.add_parser("sweep-figure", help="a metric against a param across DVC experiments")
+    p.add_argument("param")
+    p.add_argument("metric")
+    p.add_argument("--metrics-file", default="reports/metrics/eval_dialogues.json")
+    p.set_defaults(func=_cmd_sweep_figure)
+    for name in ("train-sft", "train-dpo"):
+        p = sub.add_parser(name, help=f"one {name[6:].upper()} run from a run file")
+        p.add_argument("--config", required=True, type=Path)
+        p.set_defaults(func=_cmd_train)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)

@@ -195,6 +195,83 @@ class EvalExpertsConfig:
 
 
 @dataclass
+class GenerateDialoguesConfig:
+    """The BIG5-CHAT dataset by DExperts on SODA scenarios (PAPER.md 2.4-2.5), or a released CSV."""
+
+    source: Literal["generate", "released"] = "generate"
+    released: Optional[DataSource] = None  # the released BIG5-CHAT CSV (local file or hub) when source = released
+    released_per_arm: Optional[PositiveInt] = None  # keep this many rows per trait x level of the released CSV
+    n_scenarios: Optional[PositiveInt] = None  # the first n prepared scenarios (None = all)
+    rule: Literal["study", "dexperts"] = "study"
+    alpha: Annotated[float, Range(0.0)] = 0.5
+    warmup: NonNegativeInt = 5
+    do_sample: bool = False
+    temperature: Annotated[float, Range(0.0, lo_strict=True)] = 1.0
+    top_p: Annotated[float, Range(0.0, 1.0, lo_strict=True)] = 1.0
+    max_new_tokens: PositiveInt = 64
+    turn0_max_new_tokens: PositiveInt = 64
+    batch_size: PositiveInt = 16
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    mixed_adapters: bool = False  # one PEFT model with mixed-adapter batches instead of merged expert copies
+    seed: int = 42
+
+    def check(self) -> list[Any]:
+        if self.source == "released" and self.released is None:
+            return [("released", "source is 'released' but no released dataset is given (path or hub_id)")]
+        return []
+
+
+@dataclass
+class EvalDialoguesConfig:
+    """Classifier accuracy of the generated replies against a prompting-only baseline (alpha = 0, same prompt)."""
+
+    baseline_scenarios: NonNegativeInt = 8  # scenarios (x 10 arms) also answered by the base model alone
+    reference_csv: Optional[str] = None  # released BIG5-CHAT replies to score as a reference, when the file exists
+    reference_per_arm: PositiveInt = 100
+    study_alpha_sweep_dir: Optional[str] = None  # the study's own alpha-sweep replies, scored when the folder exists
+    batch_size: PositiveInt = 16
+    seed: int = 42
+
+
+@dataclass
+class ComputeConfig:
+    """Where training runs: in the notebook's process, under `accelerate launch` with a config file (GPUs: DDP,
+    DeepSpeed ZeRO-3, FSDP), or under `torchrun` (plain DDP, also on CPUs over gloo)."""
+
+    launcher: Literal["none", "accelerate", "torchrun"] = "none"
+    accelerate_config: ExistingFile = "configs/accelerate/ddp.yaml"
+    num_processes: PositiveInt = 1
+
+
+@dataclass
+class TrainSftConfig:
+    """One LoRA model for all traits on the dialogue dataset (PAPER.md 2.6)."""
+
+    placement: Literal["user", "system"] = "user"  # where the trait instruction goes (the study: user turn)
+    lora: LoraParams = field(default_factory=LoraParams)
+    learning_rate: Annotated[float, Range(0.0, lo_strict=True)] = 1e-4
+    epochs: Annotated[float, Range(0.0, lo_strict=True)] = 1.0
+    max_steps: int = -1  # > 0 caps the steps (-1: as many as the epochs take)
+    batch_size: PositiveInt = 4
+    grad_accum: PositiveInt = 1
+    max_length: PositiveInt = 256
+    scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_steps: NonNegativeInt = 5
+    val_size: Probability = 0.1
+    max_records: Optional[PositiveInt] = None  # a seeded subset balanced over trait x level (None = all)
+    bf16: bool = False
+    seed: int = 42
+
+
+@dataclass
+class TrainDpoConfig(TrainSftConfig):
+    """DPO from the instruct base, chosen = target level, rejected = opposite (PAPER.md 2.7)."""
+
+    beta: Annotated[float, Range(0.0, lo_strict=True)] = 0.1
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
+
+
+@dataclass
 class Params:
     """The whole params.yaml."""
 
@@ -208,6 +285,11 @@ class Params:
     train_classifier: TrainClassifierConfig
     train_experts: TrainExpertsConfig
     eval_experts: EvalExpertsConfig
+    generate_dialogues: GenerateDialoguesConfig
+    eval_dialogues: EvalDialoguesConfig
+    compute: ComputeConfig
+    train_sft: TrainSftConfig
+    train_dpo: TrainDpoConfig
 
     def check(self) -> list[Any]:
         problems: list[Any] = []
@@ -250,6 +332,11 @@ SECTIONS: dict[str, Any] = {
     "train_classifier": TrainClassifierConfig,
     "train_experts": TrainExpertsConfig,
     "eval_experts": EvalExpertsConfig,
+    "generate_dialogues": GenerateDialoguesConfig,
+    "eval_dialogues": EvalDialoguesConfig,
+    "compute": ComputeConfig,
+    "train_sft": TrainSftConfig,
+    "train_dpo": TrainDpoConfig,
 }
 
 

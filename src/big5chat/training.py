@@ -72,13 +72,14 @@ def sft_train(
     run_name: str,
     max_steps: int = -1,
     dtype: str = "float32",
+    eval_chats: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Supervised fine-tuning on prompt/completion chats (loss on the completion only) with TRL's SFTTrainer.
 
     ``lora`` (config.LoraParams) trains an adapter, None the full model. The adapter (or model) and the tokenizer
-    are saved to ``out_dir``; returns the loss curve and trainer metrics.
+    are saved to ``out_dir`` by the main process; returns the loss curve, trainer metrics and, with
+    ``eval_chats``, the eval loss at the end.
     """
-    import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -87,6 +88,83 @@ def sft_train(
     model, tok = load_chat_model(model_dir, dtype=dtype, padding_side="right")
     curve = LossCurve()
     args = SFTConfig(
+        **_common_args(run_name, batch_size, grad_accum, epochs, max_steps, learning_rate, scheduler, warmup_steps, bf16, seed),
+        max_length=max_length,
+        completion_only_loss=True,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(_chat_fields(chats, ("prompt", "completion"))),
+        eval_dataset=Dataset.from_list(_chat_fields(eval_chats, ("prompt", "completion"))) if eval_chats else None,
+        processing_class=tok,
+        peft_config=lora_config(lora) if lora is not None else None,
+        callbacks=[curve],
+    )
+    return _train_and_save(trainer, tok, out_dir, curve, bool(eval_chats))
+
+
+def dpo_train(
+    model_dir: str | Path,
+    pairs: list[dict[str, Any]],
+    out_dir: str | Path,
+    *,
+    learning_rate: float,
+    epochs: float,
+    batch_size: int,
+    grad_accum: int,
+    max_length: int,
+    scheduler: str,
+    warmup_steps: int,
+    bf16: bool,
+    seed: int,
+    lora: Any,
+    beta: float,
+    loss_type: str,
+    run_name: str,
+    max_steps: int = -1,
+    dtype: str = "float32",
+    eval_pairs: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """DPO on prompt/chosen/rejected chats with TRL's DPOTrainer and a LoRA adapter; the reference model is the
+    same model with the adapter disabled (no second copy in memory)."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from big5chat.models.loading import load_chat_model
+
+    model, tok = load_chat_model(model_dir, dtype=dtype, padding_side="right")
+    curve = LossCurve(fields=(*CURVE_FIELDS, "rewards/accuracies", "rewards/margins"))
+    args = DPOConfig(
+        **_common_args(run_name, batch_size, grad_accum, epochs, max_steps, learning_rate, scheduler, warmup_steps, bf16, seed),
+        max_length=max_length,
+        beta=beta,
+        loss_type=[loss_type],
+    )
+    fields = ("prompt", "chosen", "rejected")
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=None,
+        args=args,
+        train_dataset=Dataset.from_list(_chat_fields(pairs, fields)),
+        eval_dataset=Dataset.from_list(_chat_fields(eval_pairs, fields)) if eval_pairs else None,
+        processing_class=tok,
+        peft_config=lora_config(lora),
+        callbacks=[curve],
+    )
+    return _train_and_save(trainer, tok, out_dir, curve, bool(eval_pairs))
+
+
+def _chat_fields(records: list[dict[str, Any]] | None, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Only the conversational fields the trainers read (extra bookkeeping columns stay out)."""
+    return [{k: r[k] for k in fields} for r in records or []]
+
+
+def _common_args(run_name: str, batch_size: int, grad_accum: int, epochs: float, max_steps: int, learning_rate: float,
+                 scheduler: str, warmup_steps: int, bf16: bool, seed: int) -> dict[str, Any]:  # fmt: skip
+    import torch
+
+    return dict(
         output_dir=str(scratch_dir(run_name)),
         per_device_train_batch_size=batch_size,
         gradient_accumulation_steps=grad_accum,
@@ -101,24 +179,20 @@ def sft_train(
         bf16=bf16,
         use_cpu=not torch.cuda.is_available(),
         gradient_checkpointing=False,
-        max_length=max_length,
-        completion_only_loss=True,
         seed=seed,
         data_seed=seed,
         dataloader_num_workers=0,
         disable_tqdm=False,
+        eval_strategy="no",
     )
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(chats),
-        processing_class=tok,
-        peft_config=lora_config(lora) if lora is not None else None,
-        callbacks=[curve],
-    )
+
+
+def _train_and_save(trainer: Any, tok: Any, out_dir: str | Path, curve: LossCurve, evaluate: bool) -> dict[str, Any]:
     result = trainer.train()
-    save_atomically(out_dir, lambda tmp: (trainer.model.save_pretrained(str(tmp), safe_serialization=True), tok.save_pretrained(str(tmp))))
-    return {"curve": curve, "metrics": dict(result.metrics), "steps": result.global_step, "trainer": trainer}
+    eval_metrics = trainer.evaluate() if evaluate else {}
+    if trainer.is_world_process_zero():
+        save_atomically(out_dir, lambda tmp: (trainer.model.save_pretrained(str(tmp), safe_serialization=True), tok.save_pretrained(str(tmp))))
+    return {"curve": curve, "metrics": dict(result.metrics), "eval": dict(eval_metrics), "steps": result.global_step, "trainer": trainer}
 
 
 def save_atomically(out_dir: str | Path, write: Any) -> Path:

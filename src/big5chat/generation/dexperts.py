@@ -92,12 +92,22 @@ class Stream:
         self.cache = out.cache
         return out.logits[:, -1, :].float()
 
+    def keep(self, rows: torch.Tensor) -> None:
+        """Drop finished rows: the cache, mask, positions and logits keep only ``rows`` (in that order)."""
+        self.cache.batch_select_indices(rows)
+        self.mask = self.mask[rows]
+        self.next_pos = self.next_pos[rows]
+        self.logits = self.logits[rows]
+        if self.adapter_names is not None:
+            self.adapter_names = [self.adapter_names[i] for i in rows.tolist()]
+
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed one token per row; returns the next logits."""
         self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=-1)
         positions = self.next_pos
         self.next_pos = self.next_pos + 1
-        return self._forward(tokens.unsqueeze(-1), positions)
+        self.logits = self._forward(tokens.unsqueeze(-1), positions)
+        return self.logits
 
 
 def encode_left(tok: Any, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,10 +139,13 @@ def generate(
     With ``adapters=(expert_adapter, anti_adapter)`` and one PEFT model (passed as the base model), all rows
     run as a single mixed-adapter forward and one KV cache; otherwise each model keeps its own cache.
     Returns the generated token ids per row, without the EOS token, stopped at EOS or ``max_new_tokens``.
+    Rows that reach EOS leave the batch (their cache rows are dropped), so a batch costs what its rows need.
     """
     model_b, prompts_b = base
     n = len(prompts_b)
     eos = torch.tensor(sorted(set(eos_token_ids or [tok.eos_token_id])))
+    if n == 0:
+        return []
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     parts = [(model_b, list(prompts_b), BASE)]
     if expert is not None:
@@ -151,27 +164,35 @@ def generate(
     else:
         streams = [Stream(m, *encode_left(tok, p)) for m, p, _ in parts]
 
-    def split_logits() -> list[torch.Tensor]:
+    n_parts = len(parts)
+
+    def split_logits(n_active: int) -> list[torch.Tensor]:
         if adapters is not None:
-            return list(streams[0].logits.split(n, dim=0))
+            return list(streams[0].logits.split(n_active, dim=0))
         return [s.logits for s in streams]
 
     out: list[list[int]] = [[] for _ in range(n)]
-    done = torch.zeros(n, dtype=torch.bool)
-    pad = tok.pad_token_id
+    active = torch.arange(n)  # original row of each row still decoding
     for step in range(max_new_tokens):
-        logits = split_logits()
+        logits = split_logits(len(active))
         combined = combine_logits(logits[0], logits[1] if len(logits) > 1 else None, logits[2] if len(logits) > 2 else None, steering, step)
         token = next_tokens(combined, sampling, generator)
-        token = torch.where(done, torch.full_like(token, pad), token)
-        finished_now = torch.isin(token, eos) & ~done
-        for i in torch.nonzero(~done & ~finished_now).flatten().tolist():
-            out[i].append(int(token[i]))
-        done |= finished_now
-        if bool(done.all()) or step == max_new_tokens - 1:
+        finished = torch.isin(token, eos)
+        for j in torch.nonzero(~finished).flatten().tolist():
+            out[int(active[j])].append(int(token[j]))
+        if bool(finished.all()) or step == max_new_tokens - 1:
             break
+        if bool(finished.any()):  # finished rows leave the batch: no more compute on them
+            keep = torch.nonzero(~finished).flatten()
+            active, token = active[keep], token[keep]
+            if adapters is not None:
+                n_active = len(finished)
+                streams[0].keep(torch.cat([keep + k * n_active for k in range(n_parts)]))
+            else:
+                for s in streams:
+                    s.keep(keep)
         if adapters is not None:
-            streams[0].step(token.repeat(len(parts)))
+            streams[0].step(token.repeat(n_parts))
         else:
             for s in streams:
                 s.step(token)

@@ -126,3 +126,103 @@ def official_rows(scenarios: list[dict[str, Any]], traits: list[str], done: dict
                     "train_instruction": trait_system_prompt(t, level), "train_input": turn0, "train_output": rec["text"],
                 })  # fmt: skip
     return rows
+
+
+class DialogueGenerator:
+    """Turn-0 and turn-1 generation over batches of jobs, with experts loaded one trait at a time.
+
+    ``expert_dirs`` maps a trait to its expert (a LoRA adapter folder or a full model folder). With
+    ``mixed_adapters`` the adapters are loaded into one PEFT model and rows run as mixed-adapter batches;
+    otherwise each trait's adapter is merged into its own copy of the base model when that trait's jobs start.
+    """
+
+    def __init__(self, base_dir: Path, expert_dirs: dict[str, Path], scenarios: list[dict[str, Any]], *, dtype: str,
+                 steering: Any, sampling: Any, max_new_tokens: int, turn0_max_new_tokens: int, seed: int,
+                 mixed_adapters: bool = False):  # fmt: skip
+        from big5chat.models.loading import load_chat_model
+
+        self.base, self.tok = load_chat_model(base_dir, dtype=dtype)
+        self.base_dir, self.expert_dirs, self.dtype = base_dir, expert_dirs, dtype
+        self.scenarios = {int(s["original_index"]): s for s in scenarios}
+        self.steering, self.sampling, self.seed = steering, sampling, seed
+        self.max_new_tokens, self.turn0_max_new_tokens = max_new_tokens, turn0_max_new_tokens
+        self.mixed = mixed_adapters
+        self._expert: tuple[str, Any] | None = None
+        self._peft: Any = None
+        self.generated_tokens = 0
+        self.turn0: dict[int, str] = {}
+
+    def _render(self, content: str) -> str:
+        from big5chat.generation.chat import render
+
+        return render(self.tok, [{"role": "user", "content": content}])
+
+    def _batch_seed(self, batch: list[Job]) -> int:
+        return int(hashlib.sha256(f"{self.seed}|{batch[0].key}".encode()).hexdigest()[:8], 16)
+
+    def _decode(self, rows: list[list[int]]) -> list[str]:
+        self.generated_tokens += sum(len(r) for r in rows)
+        return [self.tok.decode(r, skip_special_tokens=True).strip() for r in rows]
+
+    def turn0_batch(self, batch: list[Job]) -> list[str]:
+        from big5chat.generation.dexperts import generate
+
+        prompts = [self._render(turn0_prompt(scenario_of(self.scenarios[j.original_index]))) for j in batch]
+        rows = generate(self.tok, (self.base, prompts), sampling=self.sampling, max_new_tokens=self.turn0_max_new_tokens,
+                        seed=self._batch_seed(batch), eos_token_ids=self.eos_ids)  # fmt: skip
+        return self._decode(rows)
+
+    @property
+    def eos_ids(self) -> list[int]:
+        ids = {self.tok.eos_token_id}
+        eot = self.tok.convert_tokens_to_ids("<|eot_id|>")  # LLaMA-3's end of turn, a terminator in the study
+        if isinstance(eot, int) and eot != self.tok.unk_token_id:
+            ids.add(eot)
+        return sorted(i for i in ids if i is not None)
+
+    def _expert_model(self, trait: str) -> Any:
+        if self.mixed:
+            if self._peft is None:
+                from big5chat.models.adapters import load_adapters
+
+                self._peft = load_adapters(self.base, self.expert_dirs)
+            return self._peft
+        if self._expert is None or self._expert[0] != trait:
+            self._expert = None  # free the previous copy first
+            self._expert = (trait, load_expert(self.base_dir, self.expert_dirs[trait], self.dtype))
+        return self._expert[1]
+
+    def turn1_batch(self, batch: list[Job]) -> list[str]:
+        from big5chat.generation.dexperts import generate
+
+        traits = {j.trait for j in batch}
+        if len(traits) != 1 and not self.mixed:
+            raise ValueError("a batch of merged experts must hold one trait")
+        base_prompts = [self._render(base_prompt(j, scenario_of(self.scenarios[j.original_index]), self.turn0[j.original_index])) for j in batch]
+        expert_prompts = [self._render(expert_prompt(j)) for j in batch]
+        needs_anti = self.steering.rule == "dexperts"
+        anti_prompts = [self._render(expert_prompt(j, anti=True)) for j in batch] if needs_anti else None
+        kw = dict(steering=self.steering, sampling=self.sampling, max_new_tokens=self.max_new_tokens,
+                  seed=self._batch_seed(batch), eos_token_ids=self.eos_ids)  # fmt: skip
+        if self.mixed:
+            if len(traits) != 1:
+                raise ValueError("mixed-adapter batches here hold one trait (one expert adapter name per stream)")
+            (trait,) = traits
+            model = self._expert_model(trait)
+            rows = generate(self.tok, (model, base_prompts), (model, expert_prompts), (model, anti_prompts) if needs_anti else None,
+                            adapters=(trait, trait if needs_anti else None), **kw)  # fmt: skip
+        else:
+            expert = self._expert_model(next(iter(traits)))
+            rows = generate(self.tok, (self.base, base_prompts), (expert, expert_prompts), (expert, anti_prompts) if needs_anti else None, **kw)
+        return self._decode(rows)
+
+
+def load_expert(base_dir: Path, expert_dir: Path, dtype: str) -> Any:
+    """An expert as a plain model: a LoRA adapter merged into a fresh copy of the base, or a full model."""
+    from big5chat.models.loading import load_causal_lm
+
+    if (Path(expert_dir) / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(load_causal_lm(base_dir, dtype=dtype), str(expert_dir)).merge_and_unload().eval()
+    return load_causal_lm(expert_dir, dtype=dtype)

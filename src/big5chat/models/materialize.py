@@ -164,6 +164,7 @@ def _from_tiny(name: str, info: TinyModel, tmp: Path) -> dict[str, Any]:
             num_key_value_heads=info.kv_heads,
             max_position_embeddings=4096,
             tie_word_embeddings=True,
+            initializer_range=info.init_range,
             bos_token_id=tok.bos_token_id,
             eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,
@@ -182,6 +183,7 @@ def _from_tiny(name: str, info: TinyModel, tmp: Path) -> dict[str, Any]:
             num_hidden_layers=info.layers,
             num_attention_heads=info.heads,
             max_position_embeddings=512,
+            initializer_range=info.init_range,
             pad_token_id=tok.pad_token_id,
         )
         model = BertModel(config)

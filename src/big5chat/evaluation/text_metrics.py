@@ -1,0 +1,51 @@
+"""Pure metrics of generated replies: target-level accuracy, length, distinct-n, refusals."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from big5chat.generation.dialogue_prompts import is_refusal
+
+_TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(str(text).lower())
+
+
+def distinct_n(texts: Sequence[str], n: int) -> float:
+    """Distinct n-grams over all n-grams of the texts (Li et al. 2016); NaN when there is none."""
+    grams: list[tuple[str, ...]] = []
+    for t in texts:
+        toks = tokens(t)
+        grams += [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else float("nan")
+
+
+def reply_stats(texts: Sequence[str]) -> dict[str, float]:
+    words = np.array([len(str(t).split()) for t in texts], dtype=float)
+    return {
+        "n": len(texts),
+        "words_mean": round(float(words.mean()), 2) if len(words) else float("nan"),
+        "empty_rate": round(float(np.mean(words == 0)), 4) if len(words) else float("nan"),
+        "distinct_1": round(distinct_n(texts, 1), 4),
+        "distinct_2": round(distinct_n(texts, 2), 4),
+        "refusal_rate": round(float(np.mean([is_refusal(t) for t in texts])), 4) if len(texts) else float("nan"),
+    }
+
+
+def level_accuracy(scores: Sequence[float], levels: Sequence[str], threshold: float = 0.5) -> float:
+    """Share of replies whose classifier score puts them on the side of their target level."""
+    s, lv = np.asarray(scores, float), np.asarray(levels)
+    return float(np.mean((s > threshold) == (lv == "high"))) if len(s) else float("nan")
+
+
+def per_trait_accuracy(frame: Any, score_col: str = "score") -> dict[str, float]:
+    """{trait: accuracy} plus 'overall' from a frame with trait, level and a score column."""
+    out = {t: round(level_accuracy(g[score_col], g["level"]), 4) for t, g in frame.groupby("trait", sort=False)}
+    out["overall"] = round(level_accuracy(frame[score_col], frame["level"]), 4)
+    return out

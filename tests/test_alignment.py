@@ -1,0 +1,154 @@
+"""SFT records and DPO pairs, short SFT/DPO runs, and the 2-process (gloo) launch against a single process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from big5chat.alignment.data import dpo_pairs, prompt_messages, sft_records, strip_actions, subsample
+from big5chat.config import TrainDpoConfig, TrainSftConfig
+from big5chat.strict import to_dict
+
+INSTR = "You are a helpful assistant with the following Big Five personality traits: Openness - high"
+
+
+def _rows(spec: list[tuple[int, str, str, str]]) -> pd.DataFrame:
+    """(original_index, trait, level, reply) rows in the official schema."""
+    return pd.DataFrame([{"original_index": i, "trait": t, "level": lvl, "train_input": f"turn zero {i}", "train_output": reply}
+                         for i, t, lvl, reply in spec])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "clean", "n"),
+    [
+        ("*smiles warmly* Sure, let's go!", "Sure, let's go!", 1),
+        ("I think (honestly) it's fine (mostly).", "I think it's fine.", 2),
+        ("No actions here.", "No actions here.", 0),
+        ("*waves*", "", 1),
+    ],
+)
+def test_strip_actions(text: str, clean: str, n: int) -> None:
+    assert strip_actions(text) == (clean, n)
+
+
+def test_prompt_placement() -> None:
+    assert prompt_messages(INSTR, "Hi!", "user") == [{"role": "user", "content": f"{INSTR}\nHi!"}]
+    assert prompt_messages(INSTR, "Hi!", "system") == [{"role": "system", "content": INSTR}, {"role": "user", "content": "Hi!"}]
+
+
+def test_sft_records_count_what_they_drop() -> None:
+    df = _rows([(1, "openness", "high", "*grins* Let's try the new place!"), (1, "openness", "low", "(sigh)"),
+                (2, "openness", "high", "Sounds fun."), (2, "openness", "low", "Same as always.")])  # fmt: skip
+    built = sft_records(df, val_size=0.5, seed=0)
+    assert built.counts["empty_reply"] == 1 and built.counts["actions_stripped_rows"] == 2
+    assert built.counts["train"] + built.counts["eval"] == 3
+    evals = {r["original_index"] for r in built.eval}
+    trains = {r["original_index"] for r in built.train}
+    assert evals.isdisjoint(trains), "a scenario sits on one side of the split only"
+    rec = next(r for r in built.train + built.eval if r["original_index"] == 2 and r["level"] == "high")
+    assert rec["prompt"] == [{"role": "user", "content": f"{INSTR}\nturn zero 2"}]
+    assert rec["completion"] == [{"role": "assistant", "content": "Sounds fun."}]
+
+
+def test_dpo_pairs_edge_cases() -> None:
+    df = _rows([
+        (1, "openness", "high", "Let's explore!"), (1, "openness", "low", "Let's stay home."),  # a good pair
+        (2, "openness", "high", "Only one level here."),  # missing level
+        (3, "openness", "high", "Same words."), (3, "openness", "low", "Same words."),  # duplicate replies
+        (4, "openness", "high", ""), (4, "openness", "low", "Something."),  # empty reply
+        (5, "openness", "high", "*beams* Same!"), (5, "openness", "low", "Same!"),  # equal once actions are stripped
+    ])  # fmt: skip
+    built = dpo_pairs(df, val_size=0.01, seed=0)
+    assert built.counts == {"groups": 5, "missing_level": 1, "duplicate_replies": 2, "empty_reply": 1,
+                            "actions_stripped_spans": 1, "train": 2, "eval": 0} or built.counts["eval"] == 2  # fmt: skip
+    pairs = built.train + built.eval
+    assert len(pairs) == 2
+    hi = next(p for p in pairs if p["level"] == "high")
+    assert hi["chosen"][0]["content"] == "Let's explore!" and hi["rejected"][0]["content"] == "Let's stay home."
+    assert hi["prompt"][0]["content"].startswith(INSTR)
+    lo = next(p for p in pairs if p["level"] == "low")
+    assert lo["chosen"][0]["content"] == "Let's stay home." and "Openness - low" in lo["prompt"][0]["content"]
+
+
+def test_subsample_is_balanced_and_seeded() -> None:
+    recs = [{"trait": t, "level": lvl, "i": i} for i in range(10) for t in ("openness", "neuroticism") for lvl in ("high", "low")]
+    a, b = subsample(recs, 8, 1), subsample(recs, 8, 1)
+    assert a == b and len(a) == 8
+    assert pd.Series([f"{r['trait']}{r['level']}" for r in a]).value_counts().tolist() == [2, 2, 2, 2]
+
+
+def _params(cls, **over):  # type: ignore[no-untyped-def]
+    return to_dict(cls(batch_size=2, max_steps=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=96, **over))
+
+
+def _run_file(tmp: Path, kind: str, model: Path, records: list[dict], params: dict) -> Path:
+    from big5chat import io
+    from big5chat.alignment.run import RunFile, write_run_file
+
+    io.write_jsonl(tmp / "train.jsonl", records)
+    io.write_jsonl(tmp / "eval.jsonl", records[:2])
+    return write_run_file(tmp / "run.json", RunFile(kind=kind, model_dir=str(model), out_dir=str(tmp / "adapter"),  # type: ignore[arg-type]
+                          train_file=str(tmp / "train.jsonl"), eval_file=str(tmp / "eval.jsonl"), curve_file=str(tmp / "curve.csv"),
+                          result_file=str(tmp / "result.json"), params=params, run_name=f"test_{kind}_{tmp.name}"))  # fmt: skip
+
+
+def _lora_b(folder: Path) -> list[torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return [v for k, v in sorted(load_file(str(folder / "adapter_model.safetensors")).items()) if "lora_B" in k]
+
+
+def _dialogues() -> pd.DataFrame:
+    spec = []
+    for i in range(4):
+        spec += [(i, "openness", "high", f"Let's try something new and strange, number {i}!"), (i, "openness", "low", f"I'd rather keep things as usual {i}.")]
+    return _rows(spec)
+
+
+@pytest.mark.parametrize("kind", ["sft", "dpo"])
+def test_two_steps_log_a_loss_and_change_the_adapter(kind: str, tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    from big5chat.alignment.run import execute
+
+    built = (sft_records if kind == "sft" else dpo_pairs)(_dialogues(), val_size=0.25, seed=0)
+    run = _run_file(tmp_path, kind, tiny_models["base"], built.train, _params(TrainSftConfig if kind == "sft" else TrainDpoConfig))
+    result = execute(run)
+    assert result["steps"] == 2
+    curve = pd.read_csv(tmp_path / "curve.csv")
+    assert list(curve["step"]) == [1, 2] and curve["loss"].notna().all()
+    assert any(torch.count_nonzero(b) > 0 for b in _lora_b(tmp_path / "adapter")), "LoRA B starts at zero"
+    assert json.loads((tmp_path / "adapter" / "train_config.json").read_text())["kind"] == kind
+    if kind == "dpo":
+        assert "eval_rewards/accuracies" in result["eval"] and "eval_rewards/margins" in result["eval"]
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_match_one(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """The launcher's 2-process command (torchrun, gloo on CPU; batch 2 each) against 1 process with batch 4.
+
+    With exactly 4 training records every step sees all of them in both set-ups, whatever the samplers' order,
+    so the two runs take the same gradient steps (tokens averaged across devices)."""
+    built = sft_records(_dialogues(), val_size=0.25, seed=0)
+    built.train = built.train[:4]
+    single_dir, multi_dir = tmp_path / "single", tmp_path / "multi"
+    single_dir.mkdir(), multi_dir.mkdir()
+    single = _run_file(single_dir, "sft", tiny_models["base"], built.train, to_dict(TrainSftConfig(
+        batch_size=4, max_steps=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=96)))  # fmt: skip
+    multi = _run_file(multi_dir, "sft", tiny_models["base"], built.train, to_dict(TrainSftConfig(
+        batch_size=2, max_steps=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=96)))  # fmt: skip
+    from big5chat.alignment.run import execute
+
+    from big5chat.alignment.run import launch_command
+    from big5chat.config import ComputeConfig
+
+    execute(single)
+    cmd = launch_command(multi, ComputeConfig(launcher="torchrun", num_processes=2), "sft")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((multi_dir / "result.json").read_text())["world_size"] == 2
+    for a, b in zip(_lora_b(single_dir / "adapter"), _lora_b(multi_dir / "adapter")):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
