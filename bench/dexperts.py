@@ -62,14 +62,15 @@ def main() -> int:
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 16])
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     args = ap.parse_args()
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    base, tok = load_chat_model(paths.MODELS / "base")
+    base, tok = load_chat_model(paths.MODELS / "base", dtype=args.dtype)
     expert_dir = paths.MODELS / "experts" / "extraversion"
-    peft_base, _ = load_chat_model(paths.MODELS / "base")
+    peft_base, _ = load_chat_model(paths.MODELS / "base", dtype=args.dtype)
     if (expert_dir / "adapter_model.safetensors").is_file():
-        peft = PeftModel.from_pretrained(peft_base, str(expert_dir), adapter_name="expert").eval()
+        peft = PeftModel.from_pretrained(peft_base, str(expert_dir), adapter_name="expert", autocast_adapter_dtype=False).eval()
         source = str(paths.relative(expert_dir))
     else:
         torch.manual_seed(0)
@@ -78,7 +79,7 @@ def main() -> int:
     merged = copy.deepcopy(peft).merge_and_unload().eval()  # the expert as a separate plain model
     steering = Steering("study", alpha=0.5, warmup=5)
     three = Steering("dexperts", alpha=0.5, warmup=5)
-    print(f"torch threads {torch.get_num_threads()}, expert {source}, {args.new_tokens} new tokens per row, median of {args.repeats}")
+    print(f"torch threads {torch.get_num_threads()}, {args.dtype}, expert {source}, {args.new_tokens} new tokens per row, median of {args.repeats}")
     print(f"{'batch':>5} {'method':<34} {'tok/s':>8} {'ratio':>6}")
     results = []
     for b in args.batch:

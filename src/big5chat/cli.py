@@ -8,6 +8,7 @@
   train-sft --config RUN    one SFT run from a run file (what train_sft launches, also under `accelerate launch`)
   train-dpo --config RUN    one DPO run from a run file
   sweep-figure PARAM METRIC a metric against a param across DVC experiments (reports/figures/sweeps/)
+  build-paper-reference DIR rebuild data/paper/ from the study's result files (../shared/data/paper_results)
 """
 
 from __future__ import annotations
@@ -96,6 +97,15 @@ def _cmd_sweep_figure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build_paper_reference(args: argparse.Namespace) -> int:
+    from big5chat import paths
+    from big5chat.reporting.paper import build
+
+    for f in build(args.source):
+        print(f"wrote {paths.relative(f)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m big5chat", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("metric")
     p.add_argument("--metrics-file", default="reports/metrics/eval_dialogues.json")
     p.set_defaults(func=_cmd_sweep_figure)
+    p = sub.add_parser("build-paper-reference", help="rebuild data/paper/ from the study's result files")
+    p.add_argument("source", type=Path)
+    p.set_defaults(func=_cmd_build_paper_reference)
     for name in ("train-sft", "train-dpo"):
         p = sub.add_parser(name, help=f"one {name[6:].upper()} run from a run file")
         p.add_argument("--config", required=True, type=Path)

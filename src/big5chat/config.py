@@ -272,6 +272,74 @@ class TrainDpoConfig(TrainSftConfig):
 
 
 @dataclass
+class HumanResponses:
+    """Item-level human responses for the human intra-trait correlation matrix (columns named O1.., C1.., ...)."""
+
+    path: Optional[str] = None  # used when the file exists (e.g. the psych::bfi responses in ../shared)
+    scale_min: int = 1
+    scale_max: int = 6
+    reverse_items: list[str] = field(default_factory=lambda: ["A1", "C4", "C5", "E1", "E2", "O2", "O5"])
+    min_items: PositiveInt = 3
+
+
+@dataclass
+class AssessPersonalityConfig:
+    """BFI-44 and IPIP-NEO-120 for every method and condition (PAPER.md 2.8-2.9)."""
+
+    mode: Literal["logprob", "generate"] = "logprob"
+    methods: list[Literal["direct", "prompt_inst", "prompt_demo", "sft", "dpo"]] = field(
+        default_factory=lambda: ["direct", "prompt_inst", "prompt_demo", "sft", "dpo"]
+    )
+    questionnaires: list[Literal["BFI", "IPIP-NEO"]] = field(default_factory=lambda: ["BFI", "IPIP-NEO"])
+    logprob_score: Literal["expected", "argmax"] = "expected"
+    runs: PositiveInt = 5  # generation mode (the study: 5)
+    temperature: Annotated[float, Range(0.0, lo_strict=True)] = 0.6
+    max_new_tokens: PositiveInt = 16  # generation mode (the study: 128)
+    batch_size: PositiveInt = 32
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    n_demos: PositiveInt = 10
+    demo_seed: int = 42
+    bootstrap: PositiveInt = 1000
+    human_responses: HumanResponses = field(default_factory=HumanResponses)
+    seed: int = 42
+
+    def check(self) -> list[Any]:
+        problems: list[Any] = []
+        if len(set(self.methods)) != len(self.methods) or not self.methods:
+            problems.append(("methods", "must list each method once, at least one"))
+        if len(set(self.questionnaires)) != len(self.questionnaires) or not self.questionnaires:
+            problems.append(("questionnaires", "must list each questionnaire once, at least one"))
+        return problems
+
+
+@dataclass
+class TraitLevel:
+    trait: Trait
+    level: Level
+
+
+@dataclass
+class EvaluateReasoningConfig:
+    """lm-evaluation-harness benchmarks for Direct, Prompt-Inst, SFT and DPO (PAPER.md 2.10)."""
+
+    methods: list[Literal["direct", "prompt_inst", "sft", "dpo"]] = field(default_factory=lambda: ["direct", "prompt_inst", "sft", "dpo"])
+    conditions: Optional[list[TraitLevel]] = None  # None = all 10 trait x level conditions
+    tasks: list[Literal["gsm8k", "mathqa", "commonsense_qa", "piqa", "social_iqa", "truthfulqa_mc", "mmlu", "gpqa"]] = field(
+        default_factory=lambda: list(BENCHMARK_TASKS)
+    )
+    limit: Optional[PositiveInt] = None  # items per task (None = all)
+    limits: dict[str, PositiveInt] = field(default_factory=dict)  # per-task overrides of `limit`
+    apply_chat_template: bool = True
+    fewshot_as_multiturn: bool = False  # the study's lm-eval 0.4.3 behaviour
+    max_gen_toks: PositiveInt = 256
+    batch_size: PositiveInt = 8
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+    def check(self) -> list[Any]:
+        return [(f"limits.{k}", f"unknown task (known: {', '.join(BENCHMARK_TASKS)})") for k in self.limits if k not in BENCHMARK_TASKS]
+
+
+@dataclass
 class Params:
     """The whole params.yaml."""
 
@@ -290,6 +358,8 @@ class Params:
     compute: ComputeConfig
     train_sft: TrainSftConfig
     train_dpo: TrainDpoConfig
+    assess_personality: AssessPersonalityConfig
+    evaluate_reasoning: EvaluateReasoningConfig
 
     def check(self) -> list[Any]:
         problems: list[Any] = []
@@ -337,6 +407,8 @@ SECTIONS: dict[str, Any] = {
     "compute": ComputeConfig,
     "train_sft": TrainSftConfig,
     "train_dpo": TrainDpoConfig,
+    "assess_personality": AssessPersonalityConfig,
+    "evaluate_reasoning": EvaluateReasoningConfig,
 }
 
 

@@ -31,7 +31,7 @@ def stage_environment(hf_hub_offline: bool, base: dict[str, str] | None = None, 
     env["TOKENIZERS_PARALLELISM"] = "false"
     env["PYTHONUNBUFFERED"] = "1"
     # Library deprecation notices (transformers 5 renames, tqdm's missing notebook widgets) are not stage news.
-    env.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::tqdm.TqdmWarning")
+    env.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore:IProgress not found")
     from big5chat import paths
 
     env.setdefault("HF_DATASETS_CACHE", str(paths.SCRATCH / "hf_datasets"))

@@ -80,6 +80,21 @@ def _torch_dtype(dtype: str) -> Any:
     return getattr(torch, DTYPES[dtype])
 
 
+def contiguous_lm_head_input(model: Any) -> Any:
+    """Make the LM head's input contiguous before the matmul.
+
+    Decoding keeps only the last position (``hidden[:, -1:, :]``), a non-contiguous view. With frozen weights
+    (LoRA, or any ``requires_grad=False``) PyTorch's CPU matmul then takes a batched path that copies the
+    vocabulary x hidden weight once per row: measured here 9.4 s instead of 2.5 s for 120 questionnaire items
+    of a bf16 SmolLM2 with adapters loaded. Copying the [batch, 1, hidden] input instead costs nothing.
+    """
+    head = model.get_output_embeddings()
+    if head is not None and not getattr(head, "_big5chat_contiguous", False):
+        head.register_forward_pre_hook(lambda module, args: (args[0].contiguous(), *args[1:]))
+        head._big5chat_contiguous = True
+    return model
+
+
 def load_causal_lm(path: str | Path, *, dtype: str = "float32") -> Any:
     """A causal LM in eval mode, from safetensors only."""
     from transformers import AutoModelForCausalLM
@@ -88,7 +103,7 @@ def load_causal_lm(path: str | Path, *, dtype: str = "float32") -> Any:
     model = AutoModelForCausalLM.from_pretrained(
         str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False
     )
-    return model.eval()
+    return contiguous_lm_head_input(model).eval()
 
 
 def load_encoder(path: str | Path, *, dtype: str = "float32") -> Any:

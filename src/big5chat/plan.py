@@ -1,0 +1,182 @@
+"""Plan a profile without downloading anything: every param resolves, every stage command renders, and an
+estimate per stage of model sizes, tokens processed, GPU memory and GPU-hours.
+
+Formulas (N = parameters, T = tokens, b = bytes per parameter, 2 for bf16):
+- compute: training 6 N T FLOPs (full fine-tune), 4 N T with LoRA (no weight gradients for the frozen base),
+  prefill / scoring 2 N T; GPU-hours = FLOPs / (peak x utilisation), peak 989 TFLOP/s (H100 bf16 dense),
+  utilisation 0.35 for training and prefill;
+- decoding is bound by memory bandwidth: every step reads the weights once per batch, so
+  time = steps x N b / (bandwidth x 0.6) with bandwidth 3.35 TB/s (H100 SXM) and steps = generated tokens / batch;
+- memory: inference N b + KV cache (2 x layers x kv_heads x head_dim x b per token in flight); LoRA training
+  N b + activations (approximated as 20% of the weights); full fine-tune with Adam 16 N bytes (bf16 weights and
+  gradients, fp32 master weights and two moments), divided across GPUs by ZeRO-3.
+These are planning numbers (order of magnitude), not measurements.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PEAK_FLOPS = 989e12
+BANDWIDTH = 3.35e12
+UTIL_TRAIN, UTIL_PREFILL, UTIL_BW = 0.35, 0.35, 0.6
+GPU_MEMORY_GB = 80.0
+
+
+@dataclass(frozen=True)
+class Arch:
+    params: float
+    layers: int
+    kv_heads: int
+    head_dim: int
+
+
+# Architectures of the models the profiles name (public model cards); the embedded ones from their configs.
+KNOWN: dict[str, Arch] = {
+    "meta-llama/Meta-Llama-3-8B-Instruct": Arch(8.03e9, 32, 8, 128),
+    "meta-llama/Meta-Llama-3-70B-Instruct": Arch(70.6e9, 80, 8, 128),
+    "FacebookAI/roberta-large": Arch(355e6, 24, 16, 64),
+    "smollm2-135m-instruct": Arch(134.5e6, 30, 3, 64),
+    "all-minilm-l6-v2": Arch(22.7e6, 6, 12, 32),
+    "tiny-llama": Arch(3.2e6, 2, 2, 16),
+    "tiny-bert": Arch(2.1e6, 2, 4, 16),
+}
+# Public sizes of the hub datasets the paper profiles read.
+HUB_ROWS = {"commonsense_qa": 1221, "piqa": 1838, "social_iqa": 1954, "gsm8k": 1319, "mathqa": 2985, "truthfulqa_mc": 817,
+            "mmlu": 14042, "gpqa": 448}  # fmt: skip
+PSYCHGENERATOR_POSTS = 846_304
+
+
+def arch(spec: Any) -> Arch:
+    if spec.name not in KNOWN:
+        raise KeyError(f"no size known for {spec.name!r}; add it to big5chat.plan.KNOWN")
+    return KNOWN[spec.name]
+
+
+def gpu_hours(flops: float, util: float) -> float:
+    return flops / (PEAK_FLOPS * util) / 3600
+
+
+def decode_hours(a: Arch, generated_tokens: float, batch: int, bytes_per_param: float = 2.0) -> float:
+    steps = generated_tokens / max(batch, 1)
+    return steps * a.params * bytes_per_param / (BANDWIDTH * UTIL_BW) / 3600
+
+
+def kv_gb(a: Arch, tokens_in_flight: float, b: float = 2.0) -> float:
+    return 2 * a.layers * a.kv_heads * a.head_dim * b * tokens_in_flight / 1e9
+
+
+def stage_estimates(params: Any) -> list[dict[str, Any]]:
+    """One row per stage: model, tokens, memory (GB), GPU-hours, GPUs assumed."""
+    base, enc = arch(params.models.base), arch(params.models.encoder)
+    expert_base = base if base.params < 20e9 else KNOWN["meta-llama/Meta-Llama-3-8B-Instruct"]
+    n_posts = params.prepare_data.max_posts or (PSYCHGENERATOR_POSTS if params.data.posts.path and "external" in params.data.posts.path else 550)
+    n_scen = params.generate_dialogues.n_scenarios or params.prepare_data.n_scenarios
+    traits = len(params.traits)
+    rows: list[dict[str, Any]] = []
+
+    def row(stage: str, model: str, a: Arch, tokens: float, hours: float, mem: float, note: str) -> None:
+        gpus = max(1, int(-(-mem // (GPU_MEMORY_GB * 0.9))))
+        rows.append({"stage": stage, "model": model, "params_b": round(a.params / 1e9, 3), "tokens_m": round(tokens / 1e6, 2),
+                     "gpu_mem_gb": round(mem, 1), "gpus": gpus, "gpu_hours": round(hours, 2), "how": note})  # fmt: skip
+
+    c = params.train_classifier
+    t = n_posts * (1 - params.prepare_data.test_size) * c.epochs * min(c.max_length, 48)
+    row("train_classifier", params.models.encoder.name, enc, t, gpu_hours(6 * enc.params * t, UTIL_TRAIN), 16 * enc.params / 1e9 + 4, "full FT, 6NT")
+    e = params.train_experts
+    recs = n_posts * (1 - params.prepare_data.test_size) if e.max_records is None else e.max_records
+    t = recs * e.epochs * 70 * traits
+    full = e.method == "full"
+    row("train_experts (all)", "expert base", expert_base, t, gpu_hours((6 if full else 4) * expert_base.params * t, UTIL_TRAIN),
+        (16 if full else 2.4) * expert_base.params / 1e9, "full FT + ZeRO-3, 6NT" if full else "LoRA, 4NT")  # fmt: skip
+    ev = params.eval_experts
+    gen = traits * 2 * ev.n_prefixes * ev.max_new_tokens * 2
+    row("eval_experts", "expert base", expert_base, gen, decode_hours(expert_base, gen, ev.batch_size), 2 * expert_base.params / 1e9 * 1.2, "decode, bandwidth-bound")
+    g = params.generate_dialogues
+    replies = n_scen * traits * 2
+    prompt_t = (n_scen + replies) * 400
+    gen_t = n_scen * g.turn0_max_new_tokens + replies * g.max_new_tokens
+    n_models = 2 if g.rule == "study" else 3
+    hours = gpu_hours(2 * base.params * prompt_t, UTIL_PREFILL) + decode_hours(base, gen_t, g.batch_size) + (n_models - 1) * decode_hours(expert_base, replies * g.max_new_tokens, g.batch_size)
+    mem = 2 * (base.params + expert_base.params) / 1e9 + kv_gb(base, g.batch_size * (400 + g.max_new_tokens))
+    row("generate_dialogues", "base + experts", base, prompt_t + gen_t, hours, mem, f"prefill 2NT + decode ({n_models} models)")
+    for name, p, pairs in (("train_sft", params.train_sft, 1), ("train_dpo", params.train_dpo, 2)):
+        n = replies * (1 - p.val_size) if p.max_records is None else p.max_records
+        t = n * 200 * pairs * p.epochs
+        flops = 4 * base.params * t + (2 * base.params * t if name == "train_dpo" else 0)  # DPO adds the reference forward
+        row(name, params.models.base.name, base, t, gpu_hours(flops, UTIL_TRAIN), 2.4 * base.params / 1e9, "LoRA 4NT" + (" + reference 2NT" if pairs == 2 else ""))
+    a = params.assess_personality
+    conds = 1 + 10 * (len(a.methods) - 1) + 2
+    answers = conds * (44 * ("BFI" in a.questionnaires) + 120 * ("IPIP-NEO" in a.questionnaires)) * (a.runs if a.mode == "generate" else 1)
+    if a.mode == "generate":
+        hours = gpu_hours(2 * base.params * answers * 150, UTIL_PREFILL) + decode_hours(base, answers * a.max_new_tokens, a.batch_size)
+        t = answers * (150 + a.max_new_tokens)
+    else:
+        t = answers * 20
+        hours = gpu_hours(2 * base.params * t, UTIL_PREFILL)
+    row("assess_personality", params.models.base.name, base, t, hours, 2 * base.params / 1e9 * 1.2, f"{a.mode}: {answers} answers")
+    r = params.evaluate_reasoning
+    n_cells = (1 if "direct" in r.methods else 0) + (len([m for m in r.methods if m != "direct"]) * (len(r.conditions) if r.conditions else 10))
+    items = sum(min(HUB_ROWS[tk], r.limits.get(tk, r.limit) or HUB_ROWS[tk]) for tk in r.tasks)
+    t = n_cells * items * 300 + (n_cells * min(HUB_ROWS["gsm8k"], r.limits.get("gsm8k", r.limit) or HUB_ROWS["gsm8k"]) * 900 if "gsm8k" in r.tasks else 0)
+    row("evaluate_reasoning", params.models.base.name, base, t, gpu_hours(2 * base.params * t, UTIL_PREFILL), 2 * base.params / 1e9 * 1.2,
+        f"{n_cells} cells x {items} items, scoring 2NT")  # fmt: skip
+    return rows
+
+
+def render_stages(params_data: dict[str, Any], dvc_file: Path) -> list[tuple[str, str]]:
+    """(stage name, command) for every stage, foreach expanded; raises if a declared param does not resolve."""
+    from big5chat.stage_runner import select
+
+    stages = yaml.safe_load(dvc_file.read_text(encoding="utf-8"))["stages"]
+    out = []
+    for name, body in stages.items():
+        if "foreach" in body:
+            items = params_data[body["foreach"].strip("${}")]
+            for item in items:
+                cmd = body["do"]["cmd"].replace("${item}", str(item))
+                select(params_data, [k for k in body["do"].get("params", []) if isinstance(k, str)])
+                out.append((f"{name}@{item}", cmd))
+        else:
+            select(params_data, [k for k in body.get("params", []) if isinstance(k, str)])
+            out.append((name, body["cmd"]))
+    for _, cmd in out:
+        if "${" in cmd:
+            raise ValueError(f"unrendered template in {cmd!r}")
+    return out
+
+
+def plan(profile: str) -> dict[str, Any]:
+    from big5chat import paths, profiles
+    from big5chat.config import ConfigError, load_params
+
+    with tempfile.TemporaryDirectory() as tmp:
+        f = profiles.compose(profile, out=Path(tmp) / "params.yaml")
+        data = yaml.safe_load(f.read_text(encoding="utf-8"))
+        warnings = []
+        try:
+            load_params(f)
+        except ConfigError as exc:
+            missing = [p for p in exc.problems if "not found" in p]
+            if len(missing) != len(exc.problems):
+                raise
+            warnings = [f"{p} (needed when the stage runs; nothing is downloaded by the plan)" for p in missing]
+        params = load_params(f, check_paths=False)
+    return {"profile": profile, "params": params, "warnings": warnings, "stages": render_stages(data, paths.DVC_FILE),
+            "estimates": stage_estimates(params)}  # fmt: skip
+
+
+def format_plan(p: dict[str, Any]) -> str:
+    import pandas as pd
+
+    lines = [f"Profile {p['profile']}: params valid, {len(p['stages'])} stage commands render.", ""]
+    lines += [f"  ! {w}" for w in p["warnings"]]
+    est = pd.DataFrame(p["estimates"])
+    lines += ["", est.to_string(index=False), "", f"total GPU-hours (H100): {est['gpu_hours'].sum():.1f}", ""]
+    lines += [ln.strip() for ln in __doc__.split("Formulas", 1)[1].splitlines()[:14]]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Personality questionnaires: administration (generation or log-prob), parsing, scoring, reliability, correlation."""

@@ -1,0 +1,240 @@
+"""Tables, figures and metrics of the questionnaire study, from the long table of item answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from big5chat import paths
+from big5chat.psychometrics.scoring import DOMAINS, bootstrap_separation, correlation_matrix, cronbach_alpha, frobenius, human_domains
+from big5chat.traits import LETTER
+
+METHOD_LABEL = {"direct": "Direct", "prompt_inst": "Prompt-Inst", "prompt_demo": "Prompt-Demo", "sft": "SFT", "dpo": "DPO"}
+CONDITION_COLS = ["method", "condition", "trait", "level", "questionnaire"]
+
+
+def domain_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Domain score per condition: the mean keyed item score per run, then mean and SD across runs."""
+    per_run = scores.groupby([*CONDITION_COLS, "run", "domain"], sort=False)["score"].mean().reset_index()
+    return per_run.groupby([*CONDITION_COLS, "domain"], sort=False)["score"].agg(mean="mean", sd="std").reset_index()
+
+
+def target_table(domains: pd.DataFrame, traits: list[str]) -> pd.DataFrame:
+    """The induced trait's own domain score for each trait x level condition."""
+    d = domains[domains["trait"].isin(traits)]
+    d = d[d["domain"] == d["trait"].map(LETTER)]
+    return d[["method", "questionnaire", "trait", "level", "mean", "sd"]].reset_index(drop=True)
+
+
+def method_summary(target: pd.DataFrame) -> pd.DataFrame:
+    """Per method and questionnaire: the mean targeted score over traits at high (avg+) and at low (avg-)."""
+    rows = []
+    for (m, q), g in target.groupby(["method", "questionnaire"], sort=False):
+        hi, lo = g.loc[g["level"] == "high", "mean"].mean(), g.loc[g["level"] == "low", "mean"].mean()
+        rows.append({"method": m, "questionnaire": q, "avg_high": hi, "avg_low": lo, "gap": hi - lo})
+    return pd.DataFrame(rows)
+
+
+def paper_summary() -> pd.DataFrame:
+    """The same summary from the paper's published numbers (LLaMA-3-70B and 8B)."""
+    from big5chat.reporting import paper
+
+    p = paper.questionnaires()
+    p = p[(p["trait"] != "") & (p["domain"] == p["trait"].map(LETTER))]
+    rows = []
+    for (model, m, q), g in p.groupby(["model", "method", "questionnaire"], sort=False):
+        hi, lo = g.loc[g["level"] == "high", "mean"].mean(), g.loc[g["level"] == "low", "mean"].mean()
+        rows.append({"model": model, "method": m, "questionnaire": q, "avg_high": hi, "avg_low": lo, "gap": hi - lo})
+    return pd.DataFrame(rows)
+
+
+def separation_table(scores: pd.DataFrame, traits: list[str], n_boot: int, seed: int) -> pd.DataFrame:
+    """High minus low targeted-domain score per method, questionnaire and trait, with a bootstrap CI over items."""
+    s = scores[scores["trait"].isin(traits)]
+    s = s[s["domain"] == s["trait"].map(LETTER)]
+    per_item = s.groupby(["method", "questionnaire", "trait", "level", "item"], sort=False)["score"].mean().unstack("level")
+    rows = []
+    for (m, q, t), g in per_item.groupby(level=[0, 1, 2], sort=False):
+        if "high" not in g or "low" not in g:
+            continue
+        rows.append({"method": m, "questionnaire": q, "trait": t, **bootstrap_separation(g["high"].to_numpy(), g["low"].to_numpy(), n_boot, seed)})
+    return pd.DataFrame(rows)
+
+
+def alpha_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Cronbach's alpha per method, questionnaire and domain; respondents are the (condition, run) answer sets."""
+    rows = []
+    for (m, q, d), g in scores.groupby(["method", "questionnaire", "domain"], sort=False):
+        wide = g.pivot_table(index=["condition", "run"], columns="item", values="score", aggfunc="mean")
+        rows.append({"method": m, "questionnaire": q, "domain": d, "alpha": cronbach_alpha(wide.to_numpy()), "respondents": len(wide)})
+    return pd.DataFrame(rows)
+
+
+def _condition_matrix(domains: pd.DataFrame, method: str, questionnaire: str) -> pd.DataFrame | None:
+    d = domains[(domains["method"] == method) & (domains["questionnaire"] == questionnaire) & (domains["trait"] != "")]
+    if d.empty:
+        return None
+    wide = d.pivot_table(index="condition", columns="domain", values="mean")
+    return correlation_matrix(wide.reindex(columns=list(DOMAINS)))
+
+
+def correlations(domains: pd.DataFrame, human_cfg: Any) -> dict[str, Any]:
+    """Model matrices (domain scores correlated across the 10 conditions), the human matrix from item-level
+    responses (when the file exists), the paper's own model matrices, and Frobenius distances to the human one."""
+    q = "IPIP-NEO" if (domains["questionnaire"] == "IPIP-NEO").any() else "BFI"
+    out: dict[str, Any] = {"questionnaire": q, "models": {}, "paper": {}, "human": None, "frobenius": {}, "human_n": 0}
+    for m in domains["method"].unique():
+        if m != "direct":
+            mat = _condition_matrix(domains, m, q)
+            if mat is not None:
+                out["models"][m] = mat
+    from big5chat.reporting import paper
+
+    p = paper.questionnaires()
+    p = p[(p["model"] == "llama3_70b") & (p["questionnaire"] == "IPIP-NEO") & (p["trait"] != "")]
+    for m, g in p.groupby("method"):
+        wide = g.assign(condition=g["trait"] + ":" + g["level"]).pivot_table(index="condition", columns="domain", values="mean")
+        out["paper"][m] = correlation_matrix(wide.reindex(columns=list(DOMAINS)))
+    if human_cfg.path and paths.resolve(human_cfg.path).is_file():
+        responses = pd.read_csv(paths.resolve(human_cfg.path))
+        people = human_domains(responses, human_cfg.reverse_items, human_cfg.scale_min, human_cfg.scale_max, human_cfg.min_items)
+        people = people.dropna()
+        out["human"], out["human_n"] = correlation_matrix(people), int(len(people))
+        for m, mat in out["models"].items():
+            out["frobenius"][m] = frobenius(out["human"], mat.fillna(0.0))
+        for m, mat in out["paper"].items():
+            out["frobenius"][f"paper_70b_{m}"] = frobenius(out["human"], mat.fillna(0.0))
+    return out
+
+
+def correlations_json(corr: dict[str, Any]) -> dict[str, Any]:
+    """The correlations result as JSON (matrices as nested dicts), the table make_figures reads."""
+
+    def d(m: pd.DataFrame | None) -> Any:
+        return None if m is None else {r: {c: (None if np.isnan(v) else round(float(v), 6)) for c, v in row.items()} for r, row in m.to_dict("index").items()}
+
+    return {"questionnaire": corr["questionnaire"], "human": d(corr["human"]), "human_n": corr["human_n"],
+            "models": {k: d(v) for k, v in corr["models"].items()}, "paper": {k: d(v) for k, v in corr["paper"].items()},
+            "frobenius": {k: round(float(v), 6) for k, v in corr["frobenius"].items()}}  # fmt: skip
+
+
+def metrics(summary: pd.DataFrame, separation: pd.DataFrame, alpha: pd.DataFrame, parse: pd.DataFrame, corr: dict[str, Any], mode: str) -> dict[str, Any]:
+    def r(x: Any) -> Any:
+        return None if x is None or (isinstance(x, float) and np.isnan(x)) else round(float(x), 4)
+
+    out: dict[str, Any] = {"mode": mode, "summary": {}, "separation": {}, "alpha": {}, "unparsed": {}, "frobenius": {k: r(v) for k, v in corr["frobenius"].items()}}
+    for row in summary.itertuples():
+        out["summary"].setdefault(row.method, {})[row.questionnaire] = {"avg_high": r(row.avg_high), "avg_low": r(row.avg_low), "gap": r(row.gap)}
+    for row in separation.itertuples():
+        out["separation"].setdefault(row.method, {}).setdefault(row.questionnaire, {})[row.trait] = {"diff": r(row.diff), "lo": r(row.lo), "hi": r(row.hi)}
+    for row in alpha.itertuples():
+        out["alpha"].setdefault(row.method, {}).setdefault(row.questionnaire, {})[row.domain] = r(row.alpha)
+    for row in parse.itertuples():
+        out["unparsed"][row.method] = {"answers": int(row.answers), "unparsed": int(row.unparsed)}
+    out["human_n"] = corr["human_n"]
+    return out
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _theme() -> None:
+    import seaborn as sns
+
+    sns.set_theme(context="paper", style="whitegrid", font_scale=0.9)
+
+
+def plot_summary(summary: pd.DataFrame, paper: pd.DataFrame) -> Any:
+    """Per questionnaire: each method's mean targeted score at high and at low, ours beside the paper's (70B, 8B)."""
+    import matplotlib.pyplot as plt
+
+    _theme()
+    qs = list(summary["questionnaire"].unique())
+    fig, axes = plt.subplots(1, len(qs), figsize=(6.2 * len(qs), 3.6), squeeze=False)
+    methods = [m for m in METHOD_LABEL if m in set(summary["method"]) and m != "direct"]
+    sources = [("ours (135M)", summary, "tab:blue"), ("paper 70B", paper[paper["model"] == "llama3_70b"], "tab:orange"),
+               ("paper 8B", paper[paper["model"] == "llama3_8b"], "tab:green")]  # fmt: skip
+    for ax, q in zip(axes[0], qs):
+        xs = np.arange(len(methods))
+        w = 0.8 / len(sources)
+        for k, (label, tab, color) in enumerate(sources):
+            t = tab[tab["questionnaire"] == q].set_index("method")
+            hi = [t["avg_high"].get(m, np.nan) for m in methods]
+            lo = [t["avg_low"].get(m, np.nan) for m in methods]
+            x = xs - 0.4 + w * (k + 0.5)
+            ax.bar(x, hi, w * 0.9, color=color, alpha=0.9, label=f"{label}: high")
+            ax.bar(x, lo, w * 0.9, color=color, alpha=0.35, hatch="//", label=f"{label}: low")
+        ax.axhline(3, color="0.5", lw=0.8, ls=":")
+        ax.set_xticks(xs, [METHOD_LABEL[m] for m in methods])
+        ax.set_ylim(1, 5)
+        ax.set_ylabel("targeted domain score (1-5)")
+        ax.set_title(f"{q}: induced trait at high (solid) vs low (hatched)")
+    axes[0][-1].legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    fig.tight_layout()
+    return fig
+
+
+def plot_conditions(domains: pd.DataFrame, questionnaire: str, traits: list[str]) -> Any:
+    """Rows: methods; columns: induced traits; each panel the five domain scores at high and at low."""
+    import matplotlib.pyplot as plt
+
+    _theme()
+    d = domains[(domains["questionnaire"] == questionnaire) & (domains["trait"] != "")]
+    methods = [m for m in METHOD_LABEL if m in set(d["method"])]
+    fig, axes = plt.subplots(len(methods), len(traits), figsize=(2.4 * len(traits), 1.9 * len(methods)), squeeze=False, sharey=True)
+    xs = np.arange(len(DOMAINS))
+    for i, m in enumerate(methods):
+        for j, t in enumerate(traits):
+            ax = axes[i][j]
+            for k, (lvl, color) in enumerate((("high", "tab:red"), ("low", "tab:blue"))):
+                g = d[(d["method"] == m) & (d["trait"] == t) & (d["level"] == lvl)].set_index("domain").reindex(list(DOMAINS))
+                ax.bar(xs + (k - 0.5) * 0.38, g["mean"], 0.38, color=color, label=lvl)
+            ax.set_xticks(xs, list(DOMAINS))
+            ax.set_ylim(1, 5)
+            if i == 0:
+                ax.set_title(f"{t} induced", fontsize=8)
+            if j == 0:
+                ax.set_ylabel(METHOD_LABEL[m], fontsize=8)
+    axes[0][-1].legend(fontsize=6)
+    fig.suptitle(f"{questionnaire}: domain scores per condition", y=1.0)
+    fig.tight_layout()
+    return fig
+
+
+def plot_correlations(corr: dict[str, Any]) -> Any:
+    """Lower-triangle heatmaps: human, then each of our methods, then the paper's 70B methods."""
+    import matplotlib.pyplot as plt
+
+    _theme()
+    panels = []
+    if corr["human"] is not None:
+        panels.append((f"human (n={corr['human_n']})", corr["human"]))
+    for m, mat in corr["models"].items():
+        fro = corr["frobenius"].get(m)
+        panels.append((f"{METHOD_LABEL[m]} (ours)" + (f", F={fro:.2f}" if fro is not None else ""), mat))
+    for m, mat in corr["paper"].items():
+        fro = corr["frobenius"].get(f"paper_70b_{m}")
+        panels.append((f"{METHOD_LABEL.get(m, m)} (paper 70B)" + (f", F={fro:.2f}" if fro is not None else ""), mat))
+    cols = min(4, max(len(panels), 1))
+    rows = int(np.ceil(len(panels) / cols)) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.8 * rows), squeeze=False)
+    mask = np.triu(np.ones((5, 5), bool), k=1)
+    for ax, (title, mat) in zip(axes.ravel(), panels):
+        m = mat.reindex(index=list(DOMAINS), columns=list(DOMAINS)).to_numpy(float)
+        shown = np.ma.array(m, mask=mask | np.isnan(m))
+        ax.imshow(shown, cmap="RdBu_r", vmin=-1, vmax=1)
+        for i in range(5):
+            for j in range(i + 1):
+                if not np.isnan(m[i, j]):
+                    ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6)
+        ax.set_xticks(range(5), list(DOMAINS))
+        ax.set_yticks(range(5), list(DOMAINS))
+        ax.grid(False)
+        ax.set_title(title, fontsize=8)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_axis_off()
+    fig.suptitle(f"Intra-trait correlations across the 10 conditions ({corr['questionnaire']})", y=1.0)
+    fig.tight_layout()
+    return fig

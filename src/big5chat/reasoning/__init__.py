@@ -1,0 +1,1 @@
+"""Reasoning benchmarks through lm-evaluation-harness (PAPER.md 2.10)."""

@@ -1,0 +1,118 @@
+"""Running the reasoning grid with lm-evaluation-harness: methods x conditions x tasks.
+
+Direct and Prompt-Inst use the base model (Prompt-Inst puts ``You are a person with {level} {trait}.`` as the
+system instruction); SFT and DPO load their adapters through lm-eval's ``peft=`` and get the trained trait
+instruction as the system instruction, as the study ran them. One lm-eval model object per method serves all
+of that method's conditions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from big5chat.prompts import prompt_inst, trait_system_prompt
+from big5chat.reasoning.tasks import PROJECT_TASK, SPECS
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    trait: str = ""
+    level: str = ""
+
+    @property
+    def system_instruction(self) -> str | None:
+        if self.method == "prompt_inst":
+            return prompt_inst(self.trait, self.level)
+        if self.method in ("sft", "dpo"):
+            return trait_system_prompt(self.trait, self.level)
+        return None
+
+
+def cells(methods: list[str], conditions: list[tuple[str, str]]) -> list[Cell]:
+    out = []
+    for m in methods:
+        out += [Cell("direct")] if m == "direct" else [Cell(m, t, lvl) for t, lvl in conditions]
+    return out
+
+
+def metric_value(task_result: dict[str, Any], metric: str) -> tuple[float, float | None]:
+    key = metric if "," in metric else f"{metric},none"
+    stderr_key = key.replace(",", "_stderr,", 1)
+    value = task_result[key]
+    stderr = task_result.get(stderr_key)
+    return float(value), (float(stderr) if isinstance(stderr, (int, float)) else None)
+
+
+def evaluate(
+    cell_list: list[Cell],
+    tasks: list[str],
+    *,
+    base_dir: Path,
+    adapters: dict[str, Path],
+    task_manager: Any,
+    limits: dict[str, int | None],
+    apply_chat_template: bool,
+    fewshot_as_multiturn: bool,
+    max_gen_toks: int,
+    batch_size: int,
+    dtype: str = "float32",
+    on_cell: Callable[[Cell, float], None] | None = None,
+) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any]]:
+    """(one row per cell x task: score, stderr, n, seconds; per-item samples; versions and settings)."""
+    import time
+
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    rows: list[dict[str, Any]] = []
+    samples: list[dict[str, Any]] = []
+    versions: dict[str, Any] = {}
+    models: dict[str, Any] = {}
+    device = "cuda" if __import__("torch").cuda.is_available() else "cpu"
+    for cell in cell_list:
+        key = cell.method if cell.method in adapters else "base"
+        if key not in models:
+            models.clear()  # one model in memory at a time
+            kwargs: dict[str, Any] = {"pretrained": str(base_dir), "device": device, "batch_size": batch_size, "dtype": dtype}
+            if key != "base":
+                kwargs["peft"] = str(adapters[key])
+            models[key] = HFLM(**kwargs)
+        for task in tasks:
+            name = PROJECT_TASK.format(task=task)
+            start = time.perf_counter()
+            res = lm_eval.simple_evaluate(
+                model=models[key], tasks=[name], task_manager=task_manager, limit=limits.get(task),
+                apply_chat_template=apply_chat_template, system_instruction=cell.system_instruction,
+                fewshot_as_multiturn=fewshot_as_multiturn, gen_kwargs={"max_gen_toks": max_gen_toks},
+                log_samples=True, bootstrap_iters=100,
+            )  # fmt: skip
+            secs = time.perf_counter() - start
+            value, stderr = metric_value(res["results"][name], SPECS[task].metric)
+            wanted = SPECS[task].metric.split(",")[1] if "," in SPECS[task].metric else "none"
+            task_samples = [s for s in res["samples"][name] if s.get("filter", "none") == wanted]
+            n = len({s["doc_id"] for s in task_samples})
+            rows.append({"method": cell.method, "trait": cell.trait, "level": cell.level, "task": task, "score": value,
+                         "stderr": stderr, "n": n, "seconds": round(secs, 2), "items_per_s": round(n / secs, 3)})  # fmt: skip
+            versions[task] = res["versions"][name]
+            for s in task_samples:
+                samples.append({"method": cell.method, "trait": cell.trait, "level": cell.level, "task": task, "doc_id": s["doc_id"],
+                                "target": s.get("target"), "filtered_resps": s.get("filtered_resps"),
+                                **{m: s[m] for m in ("acc", "exact_match") if m in s}})  # fmt: skip
+            if on_cell:
+                on_cell(cell, secs)
+    meta = {"lm_eval_version": lm_eval.__version__, "task_versions": versions, "apply_chat_template": apply_chat_template,
+            "fewshot_as_multiturn": fewshot_as_multiturn, "max_gen_toks": max_gen_toks, "limits": limits,
+            "system_instructions": {f"{c.method}:{c.trait}:{c.level}": c.system_instruction for c in cell_list}}  # fmt: skip
+    return pd.DataFrame(rows), samples, meta
+
+
+def dump_samples(samples: list[dict[str, Any]], path: Path) -> None:
+    from big5chat.io import write_text
+
+    write_text(path, "".join(json.dumps(s, default=str, ensure_ascii=False) + "\n" for s in samples))

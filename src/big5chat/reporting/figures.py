@@ -1,0 +1,199 @@
+"""The study's figures in one paper-ready theme, drawn only from metrics, result tables and the paper's numbers.
+
+Every function takes plain data (dicts, DataFrames) and returns a matplotlib figure, so it can be tested on a
+small synthetic metrics set; ``make_figures`` feeds them the pipeline's outputs.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+PAPER = {"classifier_accuracy": 0.938, "expert": 0.804, "prompting": 0.592}
+
+
+def theme() -> None:
+    import matplotlib as mpl
+    import seaborn as sns
+
+    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=0.95)
+    mpl.rcParams.update({"pdf.fonttype": 42, "ps.fonttype": 42, "savefig.dpi": 200, "figure.dpi": 100})
+
+
+# ---------------------------------------------------------------- pipeline
+
+
+def dag_edges(dot: str) -> list[tuple[str, str]]:
+    """Edges of `dvc dag --dot` output."""
+    return re.findall(r'"([^"]+)"\s*->\s*"([^"]+)"', dot)
+
+
+def layers(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
+    """Longest-path depth of each node (0 = no upstream stage)."""
+    depth = {n: 0 for n in nodes}
+    for _ in range(len(nodes)):
+        changed = False
+        for a, b in edges:
+            if depth.get(b, 0) < depth.get(a, 0) + 1:
+                depth[b] = depth[a] + 1
+                changed = True
+        if not changed:
+            break
+    return depth
+
+
+def pipeline(nodes: list[str], edges: list[tuple[str, str]]) -> Any:
+    import matplotlib.pyplot as plt
+
+    theme()
+    depth = layers(nodes, edges)
+    by_layer: dict[int, list[str]] = {}
+    for n in sorted(nodes):
+        by_layer.setdefault(depth[n], []).append(n)
+    width = max(len(v) for v in by_layer.values())
+    fig, ax = plt.subplots(figsize=(2.3 * width + 1, 1.05 * len(by_layer) + 0.6))
+    pos = {}
+    for d, names in by_layer.items():
+        for i, n in enumerate(names):
+            pos[n] = ((i - (len(names) - 1) / 2) * 2.3, -d * 1.05)
+    for a, b in edges:
+        (x0, y0), (x1, y1) = pos[a], pos[b]
+        ax.annotate("", xy=(x1, y1 + 0.2), xytext=(x0, y0 - 0.2), arrowprops=dict(arrowstyle="->", color="0.55", lw=0.8))
+    for n, (x, y) in pos.items():
+        ax.text(x, y, n.replace("@", "\n@"), ha="center", va="center", fontsize=7,
+                bbox=dict(boxstyle="round,pad=0.3", fc="#e8f0fb", ec="#4a76b8", lw=0.8))  # fmt: skip
+    ax.set_xlim(-1.2 * width - 0.5, 1.2 * width + 0.5)
+    ax.set_ylim(-1.05 * (len(by_layer) - 1) - 0.6, 0.6)
+    ax.set_axis_off()
+    ax.set_title("The BIG5-CHAT pipeline (dvc dag)")
+    return fig
+
+
+# ---------------------------------------------------------------- dataset
+
+
+def dataset_examples(dialogues: pd.DataFrame, traits: list[str]) -> Any:
+    """For each trait, one scenario's turn 0 and the high and low replies to it."""
+    import matplotlib.pyplot as plt
+
+    theme()
+    fig, axes = plt.subplots(len(traits), 1, figsize=(9, 1.7 * len(traits)))
+    axes = np.atleast_1d(axes)
+    for ax, t in zip(axes, traits):
+        d = dialogues[dialogues["trait"] == t]
+        ax.set_axis_off()
+        if d.empty:
+            continue
+        idx = d["original_index"].iloc[0]
+        s = d[d["original_index"] == idx].set_index("level")
+        wrap = lambda x, w=110: "\n".join(textwrap.wrap(str(x), w)[:2])  # noqa: E731
+        ax.text(0, 1, f"{t.upper()}  |  {s['personx'].iloc[0]}: {wrap(s['train_input'].iloc[0], 100)}", fontsize=7, va="top", weight="bold")
+        ax.text(0, 0.55, f"high: {wrap(s.loc['high', 'train_output'])}", fontsize=7, va="top", color="#b2182b")
+        ax.text(0, 0.15, f"low:  {wrap(s.loc['low', 'train_output'])}", fontsize=7, va="top", color="#2166ac")
+    fig.suptitle("Dataset examples: the same turn 0, answered at high and at low", y=1.0)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- classifier and experts
+
+
+def classifier_and_experts(classifier: dict[str, Any], experts: dict[str, Any]) -> Any:
+    import matplotlib.pyplot as plt
+
+    theme()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    tr = classifier["test"]["traits"]
+    traits = list(tr)
+    xs = np.arange(len(traits))
+    a1.bar(xs - 0.2, [tr[t]["accuracy"] for t in traits], 0.4, label="all test posts")
+    a1.bar(xs + 0.2, [tr[t].get("accuracy_strong", np.nan) for t in traits], 0.4, label="|z| >= 0.5")
+    a1.axhline(PAPER["classifier_accuracy"], color="k", ls="--", lw=1, label="paper: 93.8%")
+    a1.axhline(0.5, color="0.6", ls=":", lw=1)
+    a1.set_xticks(xs, [t[:5] for t in traits])
+    a1.set_ylim(0, 1)
+    a1.set_title("Trait classifier: test accuracy at 0.5")
+    a1.legend(fontsize=7, loc="lower right")
+    acc = experts["accuracy"]
+    names = [t for t in acc if t != "overall"] + ["overall"]
+    xs = np.arange(len(names))
+    a2.bar(xs - 0.27, [acc[t]["expert"] for t in names], 0.27, label="expert")
+    a2.bar(xs, [acc[t]["prompting"] for t in names], 0.27, label="prompting")
+    a2.bar(xs + 0.27, [acc[t].get("real_posts") or np.nan for t in names], 0.27, label="real posts")
+    a2.axhline(PAPER["expert"], color="C0", ls="--", lw=1, label="paper expert 80.4%")
+    a2.axhline(PAPER["prompting"], color="C1", ls="--", lw=1, label="paper prompting 59.2%")
+    a2.set_xticks(xs, [t[:5] for t in names])
+    a2.set_ylim(0, 1)
+    a2.set_title("Expert generators vs prompting")
+    a2.legend(fontsize=6, ncol=2, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def alpha_sweep(dialogues: dict[str, Any]) -> Any:
+    """Target-level accuracy against alpha: the study's own sweep (scored by our classifier) and our run(s)."""
+    import matplotlib.pyplot as plt
+
+    theme()
+    fig, ax = plt.subplots(figsize=(4.8, 3.3))
+    sweep = dialogues.get("study_alpha_sweep") or {}
+    if sweep:
+        xs = sorted(float(a) for a in sweep)
+        ax.plot(xs, [sweep[str(a)] if str(a) in sweep else sweep[f"{a:g}"] for a in xs], marker="o", label="the study's 70B+8B sweep")
+    ours = dialogues.get("dexperts", {}).get("accuracy", {}).get("overall")
+    if ours is not None:
+        ax.scatter([dialogues["alpha"]], [ours], color="C3", zorder=3, label=f"ours (alpha {dialogues['alpha']})")
+    base = dialogues.get("prompting", {}).get("accuracy", {}).get("overall")
+    if base is not None:
+        ax.axhline(base, color="C3", ls=":", lw=1, label="ours, prompting only")
+    ax.axhline(0.5, color="0.6", ls=":", lw=1)
+    ax.set_xscale("log", base=2)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("alpha")
+    ax.set_ylabel("target level predicted")
+    ax.set_title("DExperts: accuracy against alpha")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def summary_frames(assess: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for m, qs in assess.get("summary", {}).items():
+        for q, v in qs.items():
+            rows.append({"method": m, "questionnaire": q, **v})
+    return pd.DataFrame(rows)
+
+
+def correlation_frames(corr: dict[str, Any]) -> dict[str, Any]:
+    """The JSON form of psychometrics.report.correlations back to DataFrames."""
+
+    def df(m: Any) -> pd.DataFrame:
+        return pd.DataFrame(m).astype(float)
+
+    return {
+        "questionnaire": corr["questionnaire"],
+        "human": df(corr["human"]) if corr.get("human") else None,
+        "human_n": corr.get("human_n", 0),
+        "models": {k: df(v) for k, v in corr.get("models", {}).items()},
+        "paper": {k: df(v) for k, v in corr.get("paper", {}).items()},
+        "frobenius": corr.get("frobenius", {}),
+    }
+
+
+def save_both(fig: Any, stem: Any) -> list[Any]:
+    """PNG and PDF (fonts embedded as TrueType), with no timestamps inside."""
+    from big5chat import io
+
+    png = io.save_figure(fig, stem.with_suffix(".png"))
+    pdf = stem.with_suffix(".pdf")
+    pdf.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None})
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return [png, pdf]

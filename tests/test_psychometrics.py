@@ -1,0 +1,117 @@
+"""Questionnaires: parsing, keying and domain/facet scores on hand-computed cases, log-prob administration
+(normalised, equal to the unbatched computation), reliability, separation, correlations against human data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from big5chat.psychometrics.conditions import Condition, conditions, messages, prefix
+from big5chat.psychometrics.parsing import parse_score
+from big5chat.psychometrics.scoring import (
+    bootstrap_separation, correlation_matrix, cronbach_alpha, domain_scores, frobenius, human_domains, keyed,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [("4", 4), ("4.", 4), (" 4/5", 4), ("5 - strongly agree", 5), ("I would say 4", None), ("", None), ("six", None),
+     ("7", None), ("0", None), ("\n3\n", 3), ("42", None)],
+)  # fmt: skip
+def test_parse_score(reply: str, expected: int | None) -> None:
+    assert parse_score(reply) == expected
+
+
+def test_reverse_keys_and_domain_and_facet_scores() -> None:
+    k = keyed([1, 2, 5, np.nan], [True, False, True, True])
+    assert list(k[:3]) == [5, 2, 1] and np.isnan(k[3])
+    assert list(keyed([1, 6], [True, True], scale_min=1, scale_max=6)) == [6, 1]
+    long = pd.DataFrame({
+        "cond": ["a"] * 6, "domain": ["E", "E", "E", "N", "N", "N"], "facet": ["E1", "E1", "E2", "N1", "N2", "N2"],
+        "raw": [5, 1, 4, 2, np.nan, 4], "reverse": [False, True, False, False, True, False],
+    })  # fmt: skip
+    long["score"] = keyed(long["raw"], long["reverse"])  # E: 5, 5, 4 ; N: 2, NaN, 4
+    d = domain_scores(long, ["cond"]).set_index("domain")
+    assert d.loc["E", "score"] == pytest.approx(14 / 3) and d.loc["N", "score"] == pytest.approx(3.0)
+    assert d.loc["N", "n_items"] == 2 and d.loc["N", "n_missing"] == 1
+    f = domain_scores(long, ["cond"], unit="facet").set_index("facet")
+    assert f.loc["E1", "score"] == 5.0 and f.loc["N2", "score"] == 4.0
+
+
+def test_conditions_and_prompts() -> None:
+    conds = conditions(["direct", "prompt_inst", "sft"], ["openness", "neuroticism"])
+    assert [c.name for c in conds][:2] == ["direct:none:none", "prompt_inst:openness:high"]
+    assert len(conds) == 1 + 4 + 5
+    assert Condition("dpo", "conscientiousness", "high").code == "x0xxx"
+    assert prefix(Condition("prompt_inst", "openness", "low")) == "You are a person with low openness."
+    demo = prefix(Condition("prompt_demo", "openness", "high"), {("openness", "high"): ["Hi there", "Let's go"]})
+    assert demo.endswith('```\nExample 1: "Hi there"\nExample 2: "Let\'s go"\n```')
+    msg = messages(Condition("sft", "neuroticism", "high"), "Rate it.", "You worry about things.")
+    assert msg == [{"role": "user", "content": "You are a helpful assistant with the following Big Five personality traits: "
+                    "Neuroticism - high\nRate it.\nYou worry about things."}]  # fmt: skip
+    assert messages(Condition("direct"), "Rate it.", "Item.") == [{"role": "user", "content": "Rate it.\nItem."}]
+    sys_msg = messages(Condition("dpo", "openness", "low"), "Rate it.", "Item.", placement="system")
+    assert sys_msg[0]["role"] == "system" and sys_msg[1]["content"] == "Rate it.\nItem."
+
+
+def test_logprob_sums_to_one_and_matches_unbatched(tiny_models: dict[str, Path]) -> None:
+    from big5chat.generation.chat import render
+    from big5chat.models.loading import load_chat_model
+    from big5chat.psychometrics.logprob import option_probs, option_probs_unbatched, option_token_ids
+
+    model, tok = load_chat_model(tiny_models["base"])
+    items = ["You worry about things.", "You make friends easily.", "You love large parties and dancing all night.", "Hi."]
+    prompts = [render(tok, messages(Condition("prompt_inst", "openness", "high"), "Answer 1 to 5.", t)) for t in items]
+    ids = option_token_ids(tok)
+    probs, mass = option_probs(model, tok, prompts, ids, batch_size=3)
+    ref_p, ref_m = option_probs_unbatched(model, tok, prompts, ids)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-9)
+    np.testing.assert_allclose(probs, ref_p, atol=1e-5)
+    np.testing.assert_allclose(mass, ref_m, rtol=1e-4)
+    assert len({tuple(np.round(p, 4)) for p in probs}) > 1, "items must get different distributions"
+
+
+def test_cronbach_alpha_known_values() -> None:
+    m = np.array([[1, 1, 1], [2, 2, 2], [3, 3, 3], [4, 4, 4.0]])
+    assert cronbach_alpha(m) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(500, 6))
+    assert abs(cronbach_alpha(noise)) < 0.15
+    # k=2, var(a)=var(b)=1, cov=0.5 -> alpha = 2 * (1 - 2 / 3) = 2/3
+    a = np.array([[0, 0], [1, 1], [2, 1], [1, 2], [2, 2], [0, 1], [1, 0]], float)
+    v = a.var(axis=0, ddof=1).sum()
+    assert cronbach_alpha(a) == pytest.approx(2 * (1 - v / a.sum(1).var(ddof=1)))
+
+
+def test_bootstrap_separation() -> None:
+    hi, lo = np.array([4.0, 5, 4, 5, 4]), np.array([2.0, 1, 2, 1, 2])
+    s = bootstrap_separation(hi, lo, n_boot=500, seed=1)
+    assert s["diff"] == pytest.approx(2.8) and s["lo"] <= 2.8 <= s["hi"] and s["lo"] >= 2.0
+    assert bootstrap_separation(hi, lo, 500, 1) == s
+
+
+def test_frobenius_and_correlation() -> None:
+    t = pd.DataFrame({"O": [1, 2, 3, 4], "C": [2, 4, 6, 8], "E": [4, 3, 2, 1], "A": [1, 3, 2, 4], "N": [1, 1, 2, 2]}, dtype=float)
+    c = correlation_matrix(t)
+    assert c.loc["O", "C"] == pytest.approx(1.0) and c.loc["O", "E"] == pytest.approx(-1.0)
+    assert frobenius(c, c) == 0.0
+
+
+@pytest.mark.shared
+def test_human_matrix_from_psych_bfi_matches_shared_stats(shared_data: Path) -> None:
+    responses = pd.read_csv(shared_data / "norms" / "psych_bfi_2800.csv")
+    people = human_domains(responses, ["A1", "C4", "C5", "E1", "E2", "O2", "O5"], 1, 6, min_items=3)
+    stats = json.loads((shared_data / "norms" / "psych_bfi_domain_stats.json").read_text())
+    complete = people.dropna()
+    assert len(complete) == 2796
+    corr = complete.corr()
+    for a in "OCEAN":
+        assert complete[a].mean() == pytest.approx(stats["mean"][a], abs=1e-3)
+        for b in "OCEAN":
+            assert corr.loc[a, b] == pytest.approx(stats["correlation"][a][b], abs=1e-3)
+    # Correct keying gives the expected signs: neuroticism correlates negatively with the other four.
+    assert (corr.loc["N", ["O", "C", "E", "A"]] < 0).all()
