@@ -22,6 +22,7 @@ help:
 	@echo "make repro              set up .venv and run the default pipeline (dvc repro)"
 	@echo "make test               set up .venv and run the tests"
 	@echo "make params PROFILE=x   compose params.yaml from configs/ with a profile (default, smoke, paper_8b, paper_70b)"
+	@echo "make paper-plan PROFILE=paper_8b   validate a profile offline and estimate GPU memory and hours per stage"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
 venv: $(VENV)/.installed
 
 repro: venv
+	$(BIN)/python -m big5chat validate
 	$(BIN)/dvc repro
 
 test: venv
@@ -42,6 +44,9 @@ test: venv
 
 params: venv
 	$(BIN)/python -m big5chat params --profile $(PROFILE)
+
+paper-plan: venv
+	$(BIN)/python -m big5chat plan --profile $(if $(filter default,$(PROFILE)),paper_8b,$(PROFILE))
 
 clean-venv:
 	rm -rf $(VENV)

@@ -126,3 +126,28 @@ def test_cli_validate_names_a_typo_at_once(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "prepare_data.splt: unknown key" in proc.stderr
     assert time.perf_counter() - start < 30
+
+
+def _stage_outputs() -> list[str]:
+    stages = yaml.safe_load(paths.DVC_FILE.read_text(encoding="utf-8"))["stages"]
+    traits = _params_data()["traits"]
+    outs: list[str] = []
+    for body in stages.values():
+        items, do = (traits, body["do"]) if "foreach" in body else ([None], body)
+        for item in items:
+            for key in ("outs", "metrics", "plots"):
+                for entry in do.get(key, []):
+                    path = next(iter(entry)) if isinstance(entry, dict) else entry
+                    outs.append(path.replace("${item}", str(item)))
+    return outs
+
+
+def test_no_stage_output_is_tracked_by_git() -> None:
+    """DVC refuses to run a stage whose output git tracks; a stray `git add` of one broke CI once."""
+    if not (paths.ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    outs = _stage_outputs()
+    tracked = subprocess.run(["git", "ls-files", "--", *outs], cwd=paths.ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert not tracked, f"stage outputs tracked by git (git rm -r --cached them): {tracked}"
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *outs], cwd=paths.ROOT, capture_output=True, text=True).stdout.split()
+    assert sorted(set(outs) - set(ignored)) == [], "stage outputs that git would pick up with `git add -A`"

@@ -9,6 +9,7 @@
   train-dpo --config RUN    one DPO run from a run file
   sweep-figure PARAM METRIC a metric against a param across DVC experiments (reports/figures/sweeps/)
   build-paper-reference DIR rebuild data/paper/ from the study's result files (../shared/data/paper_results)
+  plan --profile NAME       validate a profile without downloading; per-stage sizes, tokens, GPU memory and hours
 """
 
 from __future__ import annotations
@@ -106,6 +107,18 @@ def _cmd_build_paper_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from big5chat.config import ConfigError
+    from big5chat.plan import format_plan, plan
+
+    try:
+        print(format_plan(plan(args.profile)))
+    except (ConfigError, ValueError, KeyError) as exc:
+        print(f"profile {args.profile!r} does not plan: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m big5chat", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("build-paper-reference", help="rebuild data/paper/ from the study's result files")
     p.add_argument("source", type=Path)
     p.set_defaults(func=_cmd_build_paper_reference)
+    p = sub.add_parser("plan", help="plan a profile without downloading anything")
+    p.add_argument("--profile", default="paper_8b")
+    p.set_defaults(func=_cmd_plan)
     for name in ("train-sft", "train-dpo"):
         p = sub.add_parser(name, help=f"one {name[6:].upper()} run from a run file")
         p.add_argument("--config", required=True, type=Path)

@@ -1,0 +1,57 @@
+"""Sampling backends for plain generation (questionnaire generation mode, lm-eval): Hugging Face (default, the
+only one in CI) or vLLM when it is installed (GPU machines)."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Literal
+
+Backend = Literal["hf", "vllm"]
+
+
+class BackendUnavailable(RuntimeError):
+    pass
+
+
+def vllm_available() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def require(backend: Backend) -> None:
+    """Raise a clear error when a backend cannot run here."""
+    if backend == "vllm" and not vllm_available():
+        raise BackendUnavailable(
+            "backend 'vllm' is not installed here: `pip install vllm` on a machine with an NVIDIA GPU, or use the "
+            "default backend 'hf' (the only one the tests and the CPU profiles use)"
+        )
+    if backend not in ("hf", "vllm"):
+        raise BackendUnavailable(f"unknown backend {backend!r} (use 'hf' or 'vllm')")
+
+
+def lm_eval_model_args(backend: Backend, model_dir: str, adapter_dir: str | None = None, dtype: str = "bfloat16", batch_size: int | str = "auto") -> tuple[str, dict[str, Any]]:
+    """(lm-eval model name, model args) for a backend; vLLM serves LoRA adapters with ``enable_lora``."""
+    require(backend)
+    if backend == "hf":
+        args: dict[str, Any] = {"pretrained": model_dir, "dtype": dtype, "batch_size": batch_size}
+        if adapter_dir:
+            args["peft"] = adapter_dir
+        return "hf", args
+    args = {"pretrained": model_dir, "dtype": dtype, "gpu_memory_utilization": 0.85}
+    if adapter_dir:
+        args.update({"lora_local_path": adapter_dir, "enable_lora": True, "max_lora_rank": 64})
+    return "vllm", args
+
+
+def vllm_sample(model_dir: str, prompts: list[str], *, temperature: float, max_new_tokens: int, seed: int, adapter_dir: str | None = None) -> list[str]:
+    """Sampled completions of rendered prompts with vLLM (one engine per call; for the paper profiles on GPUs)."""
+    require("vllm")
+    from vllm import LLM, SamplingParams  # type: ignore[import-not-found]
+
+    llm = LLM(model=model_dir, enable_lora=adapter_dir is not None, seed=seed)
+    params = SamplingParams(temperature=temperature, max_tokens=max_new_tokens, seed=seed)
+    kwargs: dict[str, Any] = {}
+    if adapter_dir:
+        from vllm.lora.request import LoRARequest  # type: ignore[import-not-found]
+
+        kwargs["lora_request"] = LoRARequest("adapter", 1, adapter_dir)
+    return [o.outputs[0].text for o in llm.generate(prompts, params, **kwargs)]
