@@ -47,12 +47,15 @@ def prompts(tok, n: int) -> tuple[list[str], list[str], list[str]]:  # type: ign
     return base, hi, lo
 
 
-def timed(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
+def timed(fn, repeats: int, device: str = "cpu") -> float:  # type: ignore[no-untyped-def]
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     fn()  # warm-up
     times = []
     for _ in range(repeats):
+        sync()
         t = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -63,12 +66,13 @@ def main() -> int:
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = ap.parse_args()
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    base, tok = load_chat_model(paths.MODELS / "base", dtype=args.dtype)
+    base, tok = load_chat_model(paths.MODELS / "base", dtype=args.dtype, device=args.device)
     expert_dir = paths.MODELS / "experts" / "extraversion"
-    peft_base, _ = load_chat_model(paths.MODELS / "base", dtype=args.dtype)
+    peft_base, _ = load_chat_model(paths.MODELS / "base", dtype=args.dtype, device=args.device)
     if (expert_dir / "adapter_model.safetensors").is_file():
         peft = PeftModel.from_pretrained(peft_base, str(expert_dir), adapter_name="expert", autocast_adapter_dtype=False).eval()
         source = str(paths.relative(expert_dir))
@@ -85,7 +89,7 @@ def main() -> int:
     for b in args.batch:
         bp, hi, lo = prompts(tok, b)
         tok.padding_side = "left"
-        enc = tok(bp, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tok(bp, return_tensors="pt", padding=True, add_special_tokens=False).to(args.device)
 
         def plain() -> None:
             with torch.no_grad():
@@ -102,7 +106,7 @@ def main() -> int:
         }
         ref = None
         for name, fn in methods.items():
-            secs = timed(fn, args.repeats)
+            secs = timed(fn, args.repeats, args.device)
             tps = b * args.new_tokens / secs
             ref = ref or tps
             results.append({"batch": b, "method": name, "tokens_per_s": round(tps, 1), "ratio": round(tps / ref, 3)})

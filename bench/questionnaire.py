@@ -32,8 +32,9 @@ def main() -> int:
     ap.add_argument("--items", type=int, default=40)
     ap.add_argument("--new-tokens", type=int, default=16)
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = ap.parse_args()
-    model, tok = load_chat_model(paths.MODELS / "base", dtype=args.dtype)
+    model, tok = load_chat_model(paths.MODELS / "base", dtype=args.dtype, device=args.device)
     inst = load_questionnaires(paths.INSTRUMENTS)["IPIP-NEO"]
     items = [r["text"] for r in inst["items"].rows][: args.items]
     convs = [messages(Condition("prompt_inst", "openness", "high"), inst["prompt"], t) for t in items]

@@ -152,3 +152,25 @@ def test_two_cpu_processes_match_one(tiny_models: dict[str, Path], tmp_path: Pat
     assert json.loads((multi_dir / "result.json").read_text())["world_size"] == 2
     for a, b in zip(_lora_b(single_dir / "adapter"), _lora_b(multi_dir / "adapter")):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_expert_run_file_full_fine_tune_changes_every_weight_it_trains(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """train_experts goes through the same run file (so `accelerate launch` can run the study's full fine-tune)."""
+    from safetensors.torch import load_file
+
+    from big5chat.alignment.run import execute
+    from big5chat.config import TrainExpertsConfig
+    from big5chat.experts.data import to_chat
+
+    records = [{"instruction": "Help me complete the sentence with certain Big Five Personality: Openness - high",
+                "input": "I love to try", "output": f"new things every day, number {i}"} for i in range(6)]  # fmt: skip
+    params = to_dict(TrainExpertsConfig(method="full", batch_size=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=64, epochs=1.0))
+    run = _run_file(tmp_path, "expert", tiny_models["base"], [to_chat(r) for r in records], params)
+    result = execute(run)
+    assert result["steps"] == 3
+    out = tmp_path / "adapter"
+    assert not (out / "adapter_config.json").exists(), "method=full writes a whole model, not an adapter"
+    before = load_file(str(next(tiny_models["base"].glob("*.safetensors"))))
+    after = load_file(str(next(out.glob("*.safetensors"))))
+    changed = [k for k in before if k in after and not torch.equal(before[k].float(), after[k].float())]
+    assert len(changed) > len(before) // 2

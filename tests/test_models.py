@@ -91,3 +91,44 @@ def test_embedded_models_materialize_and_answer_in_english(tmp_path: Path) -> No
     assert "Paris" in reply, reply
     enc_card = materialize(ModelSpec("embedded", "all-minilm-l6-v2"), tmp_path / "encoder", "encoder")
     assert enc_card["parameters"] == 22_713_728
+
+
+def test_expert_base_alias_stands_for_the_base(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    from big5chat.models.loading import check_same_vocabulary, resolve_alias
+    from big5chat.models.materialize import write_alias
+
+    root = tmp_path / "models"
+    shutil.copytree(tiny_models["base"], root / "base")
+    write_alias(root / "expert_base", "base", "expert_base")
+    assert resolve_alias(root / "expert_base") == root / "base"
+    model, tok = load_chat_model(root / "expert_base")
+    reference, _ = load_chat_model(root / "base")
+    ids = torch.tensor([[1, 2, 3]])
+    assert torch.equal(model(input_ids=ids).logits, reference(input_ids=ids).logits)
+    check_same_vocabulary(tok, load_tokenizer(root / "base"), "same")
+    with pytest.raises(ModelLoadError, match="the tokenizers differ"):
+        check_same_vocabulary(tok, load_tokenizer(tiny_models["encoder"]), "models.expert_base vs models.base")
+
+
+def test_device_and_quantization_are_refused_clearly_without_a_gpu(monkeypatch: pytest.MonkeyPatch, tiny_models: dict[str, Path]) -> None:
+    from big5chat.models.loading import quantization_kwargs, stage_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    monkeypatch.delenv("BIG5CHAT_DEVICE", raising=False)
+    assert stage_device() == "cpu"
+    monkeypatch.setenv("BIG5CHAT_DEVICE", "cuda")
+    with pytest.raises(ModelLoadError, match="runtime.device is 'cuda' but torch sees no GPU"):
+        load_chat_model(tiny_models["base"])
+    assert quantization_kwargs(None, "bfloat16", "cpu") == {}
+    with pytest.raises(ModelLoadError, match="quantize=4bit needs a CUDA GPU"):
+        quantization_kwargs("4bit", "bfloat16", "cpu")
+
+
+def test_a_card_asking_for_4bit_is_refused_on_cpu(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    d = tmp_path / "base"
+    shutil.copytree(tiny_models["base"], d)
+    card = json.loads((d / "card.json").read_text())
+    (d / "card.json").write_text(json.dumps({**card, "quantize": "4bit"}))
+    with pytest.raises(ModelLoadError, match="needs a CUDA GPU"):
+        load_chat_model(d, device="cpu")

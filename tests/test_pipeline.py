@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -95,9 +96,10 @@ def test_generation_killed_midway_resumes_from_finished_rows(smoke: SimpleNamesp
     p = smoke.project
     _compose(p, "smoke", "generate_dialogues.n_scenarios=8", "generate_dialogues.max_new_tokens=24", "generate_dialogues.batch_size=2")
     ckpt_dir = p / ".scratch/generate_dialogues"
+    earlier = set(ckpt_dir.glob("*.jsonl")) if ckpt_dir.is_dir() else set()  # the smoke run's own checkpoint
 
     def some_rows() -> bool:
-        files = list(ckpt_dir.glob("*.jsonl")) if ckpt_dir.is_dir() else []
+        files = set(ckpt_dir.glob("*.jsonl")) - earlier if ckpt_dir.is_dir() else set()
         return any(len(f.read_text().splitlines()) >= 20 for f in files)
 
     _kill_when(["dvc", "repro", "generate_dialogues"], p, some_rows)
@@ -137,6 +139,38 @@ def test_failing_cell_leaves_its_executed_notebook(smoke: SimpleNamespace) -> No
     executed = (p / "reports/notebooks/eval_experts.ipynb").read_text()
     assert "deliberate failure for the test" in executed and '"output_type": "error"' in executed
     subprocess.run(["git", "checkout", "--", "notebooks/eval_experts.ipynb"], cwd=p, check=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("files", "words"),
+    [({"config.json": "{}", "pytorch_model.bin": ""}, "pickle-based weights can run code when loaded and are refused"),
+     ({"pytorch_model.bin": ""}, "no config.json, so this is not a model folder")],
+    ids=["pickle weights", "no config"],
+)  # fmt: skip
+def test_refused_model_folder_fails_its_stage_and_checkout_restores(smoke: SimpleNamespace, files: dict[str, str], words: str) -> None:
+    """A model folder the loading policy refuses fails prepare_models with the reason. DVC removes a stage's outputs
+    before running it, so the earlier models leave the workspace; dvc.lock is unchanged and `dvc checkout --force` brings
+    them back byte for byte from the cache."""
+    p = smoke.project
+    _compose(p, "smoke")
+    assert run(["dvc", "repro", "prepare_models"], p).returncode == 0
+    before = {f.relative_to(p).as_posix(): f.read_bytes() for f in sorted((p / "data/models/base").rglob("*")) if f.is_file()}
+    bad = p / "bad_model"
+    shutil.rmtree(bad, ignore_errors=True)
+    bad.mkdir()
+    for name, text in files.items():
+        (bad / name).write_text(text)
+    _compose(p, "smoke", "models.base.kind=local", "models.base.name=bad_model")
+    proc = run(["dvc", "repro", "prepare_models"], p)
+    assert proc.returncode != 0
+    assert words in proc.stderr + proc.stdout
+    _compose(p, "smoke")
+    # --force: the failed run left its executed notebook (with the error) where the earlier one was
+    assert run(["dvc", "checkout", "--force", "prepare_models"], p).returncode == 0
+    after = {f.relative_to(p).as_posix(): f.read_bytes() for f in sorted((p / "data/models/base").rglob("*")) if f.is_file()}
+    assert after == before
+    assert "Data and pipelines are up to date" in run(["dvc", "repro", "prepare_models"], p).stdout
 
 
 @pytest.mark.slow

@@ -35,6 +35,8 @@ def test_paper_profile_is_the_papers_scale() -> None:
     assert params.models.base.name == "meta-llama/Meta-Llama-3-70B-Instruct"
     est = {r["stage"]: r for r in p["estimates"]}
     assert est["generate_dialogues"]["gpus"] >= 2, "a 70B base and an 8B expert in bf16 do not fit one 80 GB GPU"
+    assert est["train_experts (all)"]["model"] == "meta-llama/Meta-Llama-3-8B-Instruct", "the study's experts stay 8B"
+    assert params.models.expert_base.name == "meta-llama/Meta-Llama-3-8B-Instruct"
     assert sum(r["gpu_hours"] for r in p["estimates"]) > 10
 
 

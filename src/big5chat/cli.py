@@ -7,6 +7,7 @@
   build-sample              rebuild data/sample/posts.csv from data/sample/authored/
   train-sft --config RUN    one SFT run from a run file (what train_sft launches, also under `accelerate launch`)
   train-dpo --config RUN    one DPO run from a run file
+  train-expert --config RUN one expert generator's run from a run file (train_experts; full FT under accelerate)
   sweep-figure PARAM METRIC a metric against a param across DVC experiments (reports/figures/sweeps/)
   build-paper-reference DIR rebuild data/paper/ from the study's result files (../shared/data/paper_results)
   plan --profile NAME       validate a profile without downloading; per-stage sizes, tokens, GPU memory and hours
@@ -58,12 +59,18 @@ def _cmd_params(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from big5chat.config import ConfigError, load_params
 
+    from big5chat.data.check import check_inputs
+
     try:
         params = load_params(args.params)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    print(f"{args.params or 'params.yaml'}: valid (profile {params.profile})")
+    problems = [] if args.params_only else check_inputs(params)
+    if problems:
+        print(f"{len(problems)} input problem(s):\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
+        return 2
+    print(f"{args.params or 'params.yaml'}: valid (profile {params.profile}){'' if args.params_only else '; local input files load'}")
     return 0
 
 
@@ -81,7 +88,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from big5chat.alignment.run import execute
 
     run = json.loads(Path(args.config).read_text(encoding="utf-8"))
-    want = "sft" if args.command == "train-sft" else "dpo"
+    want = args.command.removeprefix("train-")
     if run.get("kind") != want:
         print(f"{args.config}: kind is {run.get('kind')!r}, but {args.command} runs {want!r}", file=sys.stderr)
         return 2
@@ -131,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="only check that params.yaml matches the composition")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. prepare_data.n_scenarios=40")
     p.set_defaults(func=_cmd_params)
-    p = sub.add_parser("validate", help="validate params.yaml")
+    p = sub.add_parser("validate", help="validate params.yaml and load every local input file it names")
     p.add_argument("--params", type=Path, default=None)
+    p.add_argument("--params-only", action="store_true", help="skip loading the local input files")
     p.set_defaults(func=_cmd_validate)
     p = sub.add_parser("build-sample", help="rebuild data/sample/posts.csv")
     p.set_defaults(func=_cmd_build_sample)
@@ -147,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("plan", help="plan a profile without downloading anything")
     p.add_argument("--profile", default="paper_8b")
     p.set_defaults(func=_cmd_plan)
-    for name in ("train-sft", "train-dpo"):
+    for name in ("train-sft", "train-dpo", "train-expert"):
         p = sub.add_parser(name, help=f"one {name[6:].upper()} run from a run file")
         p.add_argument("--config", required=True, type=Path)
         p.set_defaults(func=_cmd_train)

@@ -36,6 +36,7 @@ class RuntimeConfig:
     hf_hub_offline: bool = True
     threads: NonNegativeInt = 0  # 0 = all cores
     omp_wait_policy: Literal["PASSIVE", "ACTIVE"] = "PASSIVE"
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when torch sees a GPU, else cpu
 
 
 @dataclass
@@ -51,6 +52,7 @@ class ModelSpec:
     name: str
     revision: Optional[str] = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    quantize: Optional[Literal["4bit", "8bit"]] = None  # bitsandbytes on CUDA (QLoRA for the 70B base); None = full weights
 
     def check(self) -> list[Any]:
         from big5chat.models.registry import EMBEDDED, TINY
@@ -76,6 +78,9 @@ class ModelSpec:
 class ModelsConfig:
     base: ModelSpec
     encoder: ModelSpec
+    # The model the experts are trained from (the study: LLaMA-3-8B-Instruct, also with the 70B base). None = base.
+    # It must share the base's tokenizer: DExperts adds their logits token by token.
+    expert_base: Optional[ModelSpec] = None
 
 
 @dataclass

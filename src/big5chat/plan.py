@@ -74,7 +74,7 @@ def kv_gb(a: Arch, tokens_in_flight: float, b: float = 2.0) -> float:
 def stage_estimates(params: Any) -> list[dict[str, Any]]:
     """One row per stage: model, tokens, memory (GB), GPU-hours, GPUs assumed."""
     base, enc = arch(params.models.base), arch(params.models.encoder)
-    expert_base = base if base.params < 20e9 else KNOWN["meta-llama/Meta-Llama-3-8B-Instruct"]
+    expert_base = arch(params.models.expert_base) if params.models.expert_base is not None else base
     n_posts = params.prepare_data.max_posts or (PSYCHGENERATOR_POSTS if params.data.posts.path and "external" in params.data.posts.path else 550)
     n_scen = params.generate_dialogues.n_scenarios or params.prepare_data.n_scenarios
     traits = len(params.traits)
@@ -92,11 +92,12 @@ def stage_estimates(params: Any) -> list[dict[str, Any]]:
     recs = n_posts * (1 - params.prepare_data.test_size) if e.max_records is None else e.max_records
     t = recs * e.epochs * 70 * traits
     full = e.method == "full"
-    row("train_experts (all)", "expert base", expert_base, t, gpu_hours((6 if full else 4) * expert_base.params * t, UTIL_TRAIN),
+    expert_name = params.models.expert_base.name if params.models.expert_base else params.models.base.name
+    row("train_experts (all)", expert_name, expert_base, t, gpu_hours((6 if full else 4) * expert_base.params * t, UTIL_TRAIN),
         (16 if full else 2.4) * expert_base.params / 1e9, "full FT + ZeRO-3, 6NT" if full else "LoRA, 4NT")  # fmt: skip
     ev = params.eval_experts
     gen = traits * 2 * ev.n_prefixes * ev.max_new_tokens * 2
-    row("eval_experts", "expert base", expert_base, gen, decode_hours(expert_base, gen, ev.batch_size), 2 * expert_base.params / 1e9 * 1.2, "decode, bandwidth-bound")
+    row("eval_experts", expert_name, expert_base, gen, decode_hours(expert_base, gen, ev.batch_size), 2 * expert_base.params / 1e9 * 1.2, "decode, bandwidth-bound")
     g = params.generate_dialogues
     replies = n_scen * traits * 2
     prompt_t = (n_scen + replies) * 400

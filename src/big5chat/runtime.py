@@ -11,11 +11,12 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 
-def stage_environment(hf_hub_offline: bool, base: dict[str, str] | None = None, omp_wait_policy: str = "PASSIVE") -> dict[str, str]:
+def stage_environment(hf_hub_offline: bool, base: dict[str, str] | None = None, omp_wait_policy: str = "PASSIVE", device: str = "auto") -> dict[str, str]:
     """The environment a stage (and its notebook kernel) runs with."""
     env = dict(os.environ if base is None else base)
     # Spinning OpenMP threads slow CPU work 10-30x under contention; PASSIVE costs ~20% on an idle machine.
     env["OMP_WAIT_POLICY"] = omp_wait_policy
+    env["BIG5CHAT_DEVICE"] = device  # read by big5chat.models.loading.stage_device()
     if hf_hub_offline:
         env["HF_HUB_OFFLINE"] = "1"
         env["HF_DATASETS_OFFLINE"] = "1"

@@ -95,7 +95,7 @@ def run_stage(stage: str, item: str | None = None, params_file: Path | None = No
     if not source.is_file():
         print(f"[big5chat] {stage}: notebook not found: {paths.relative(source)}", file=sys.stderr)
         return 2
-    env = stage_environment(params.runtime.hf_hub_offline, omp_wait_policy=params.runtime.omp_wait_policy)
+    env = stage_environment(params.runtime.hf_hub_offline, omp_wait_policy=params.runtime.omp_wait_policy, device=params.runtime.device)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     os.environ.clear()
     os.environ.update(env)

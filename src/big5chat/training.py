@@ -11,6 +11,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from big5chat import paths
+from big5chat.models.loading import stage_device
 
 CURVE_FIELDS = ("step", "epoch", "loss", "learning_rate", "grad_norm")
 
@@ -177,7 +178,7 @@ def _common_args(run_name: str, batch_size: int, grad_accum: int, epochs: float,
         save_strategy="no",
         report_to=[],
         bf16=bf16,
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=stage_device() == "cpu",
         gradient_checkpointing=False,
         seed=seed,
         data_seed=seed,

@@ -1,6 +1,7 @@
-"""One SFT or DPO training run from a JSON run file, in-process or under ``accelerate launch``.
+"""One SFT, DPO or expert training run from a JSON run file, in-process or under ``accelerate launch``.
 
     python -m big5chat train-sft --config .scratch/train_sft/run.json
+    python -m big5chat train-expert --config .scratch/train_experts/openness/run.json
     accelerate launch --config_file configs/accelerate/ddp.yaml -m big5chat train-dpo --config run.json
     torchrun --standalone --nproc_per_node 2 -m big5chat train-sft --config run.json   # 2 CPU processes (gloo)
 
@@ -21,7 +22,7 @@ from big5chat.strict import build, to_dict
 
 @dataclass
 class RunFile:
-    kind: Literal["sft", "dpo"]
+    kind: Literal["sft", "dpo", "expert"]
     model_dir: str
     out_dir: str
     train_file: str
@@ -45,17 +46,19 @@ def write_run_file(path: Path, run: RunFile) -> Path:
 def execute(run_path: str | Path) -> dict[str, Any]:
     """Train as the run file says; returns the result (also written to ``result_file`` by the main process)."""
     from big5chat import training
-    from big5chat.config import TrainDpoConfig, TrainSftConfig
+    from big5chat.config import TrainDpoConfig, TrainExpertsConfig, TrainSftConfig
     from big5chat.io import write_json
 
     run = build(RunFile, json.loads(Path(run_path).read_text(encoding="utf-8")), source=str(run_path))
-    cls = TrainSftConfig if run.kind == "sft" else TrainDpoConfig
-    p = build(cls, run.params, source=f"{run_path}: params")
+    cls = {"sft": TrainSftConfig, "dpo": TrainDpoConfig, "expert": TrainExpertsConfig}[run.kind]
+    p: Any = build(cls, run.params, source=f"{run_path}: params")
+    # Experts: LoRA or a full fine-tune (the study's, under DeepSpeed ZeRO-3) by `method`; SFT/DPO: always LoRA.
+    lora = (p.lora if p.method == "lora" else None) if run.kind == "expert" else p.lora
     common = dict(learning_rate=p.learning_rate, epochs=p.epochs, batch_size=p.batch_size, grad_accum=p.grad_accum,
                   max_length=p.max_length, scheduler=p.scheduler, warmup_steps=p.warmup_steps, bf16=p.bf16, seed=p.seed,
-                  lora=p.lora, run_name=run.run_name, max_steps=p.max_steps)  # fmt: skip
+                  lora=lora, run_name=run.run_name, max_steps=getattr(p, "max_steps", -1))  # fmt: skip
     train, evals = read_jsonl(run.train_file), read_jsonl(run.eval_file)
-    if run.kind == "sft":
+    if run.kind in ("sft", "expert"):
         out = training.sft_train(run.model_dir, train, run.out_dir, eval_chats=evals or None, **common)
     else:
         out = training.dpo_train(run.model_dir, train, run.out_dir, eval_pairs=evals or None, beta=p.beta, loss_type=p.loss_type, **common)

@@ -81,7 +81,7 @@ def save(model: TraitClassifier, tokenizer: Any, folder: Path, extra: dict[str, 
     folder.mkdir(parents=True, exist_ok=True)
     model.encoder.save_pretrained(str(folder), safe_serialization=True)
     tokenizer.save_pretrained(str(folder))
-    heads = {k: v.detach().contiguous() for k, v in model.heads.state_dict().items()}
+    heads = {k: v.detach().cpu().contiguous() for k, v in model.heads.state_dict().items()}
     save_file(heads, str(folder / HEADS_FILE))
     meta = {"traits": list(model.traits), "pooling": model.pooling, **extra}
     (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -100,4 +100,5 @@ def load(folder: str | Path) -> tuple[TraitClassifier, Any, dict[str, Any]]:
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     model = TraitClassifier(load_encoder(folder), tuple(meta["traits"]), meta["pooling"])
     model.heads.load_state_dict(load_file(str(folder / HEADS_FILE)))
+    model.heads.to(next(model.encoder.parameters()).device)
     return model.eval(), load_tokenizer(folder), meta

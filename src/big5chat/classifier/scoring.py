@@ -25,7 +25,8 @@ def predict_with(model: Any, tokenizer: Any, texts: list[str], max_length: int, 
     for start in range(0, len(texts), batch_size):
         idx = order[start : start + batch_size]
         enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        out[idx] = model(enc["input_ids"], enc["attention_mask"]).float().numpy()
+        device = next(model.parameters()).device
+        out[idx] = model(enc["input_ids"].to(device), enc["attention_mask"].to(device)).float().cpu().numpy()
     model.train(was_training)
     return out
 

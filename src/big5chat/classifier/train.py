@@ -77,7 +77,8 @@ def train(
     torch.manual_seed(seed)
     tok = load_tokenizer(encoder_dir)
     model = TraitClassifier(load_encoder(encoder_dir), traits, pooling, dropout)  # type: ignore[arg-type]
-    model.train()
+    device = next(model.encoder.parameters()).device
+    model.to(device).train()
     enc = tok(train_data.texts, truncation=True, max_length=max_length)
     targets = torch.from_numpy(train_data.targets.astype(np.float32))
     n = len(train_data.texts)
@@ -99,8 +100,8 @@ def train(
                 break
             idx = perm[start : start + batch_size]
             batch = tok.pad({k: [enc[k][i] for i in idx] for k in ("input_ids", "attention_mask")}, return_tensors="pt")
-            pred = model(batch["input_ids"], batch["attention_mask"])
-            loss = masked_mse(pred, targets[idx])
+            pred = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+            loss = masked_mse(pred, targets[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -76,6 +76,8 @@ class Stream:
 
     def __init__(self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, adapter_names: list[str] | None = None):
         self.model = model
+        self.device = next(model.parameters()).device  # inputs go where the model (its first shard) is
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
         self.mask = attention_mask
         self.adapter_names = adapter_names
         self.cache: Any = None
@@ -94,6 +96,7 @@ class Stream:
 
     def keep(self, rows: torch.Tensor) -> None:
         """Drop finished rows: the cache, mask, positions and logits keep only ``rows`` (in that order)."""
+        rows = rows.to(self.device)
         self.cache.batch_select_indices(rows)
         self.mask = self.mask[rows]
         self.next_pos = self.next_pos[rows]
@@ -103,6 +106,7 @@ class Stream:
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed one token per row; returns the next logits."""
+        tokens = tokens.to(self.device)
         self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=-1)
         positions = self.next_pos
         self.next_pos = self.next_pos + 1
@@ -166,10 +170,15 @@ def generate(
 
     n_parts = len(parts)
 
+    device = streams[0].device  # logits are combined where the base model is
+    eos = eos.to(device)
+    if generator is not None and device.type != "cpu":
+        generator = torch.Generator(device=device).manual_seed(seed)
+
     def split_logits(n_active: int) -> list[torch.Tensor]:
         if adapters is not None:
             return list(streams[0].logits.split(n_active, dim=0))
-        return [s.logits for s in streams]
+        return [s.logits.to(device) for s in streams]
 
     out: list[list[int]] = [[] for _ in range(n)]
     active = torch.arange(n)  # original row of each row still decoding
@@ -184,7 +193,7 @@ def generate(
             break
         if bool(finished.any()):  # finished rows leave the batch: no more compute on them
             keep = torch.nonzero(~finished).flatten()
-            active, token = active[keep], token[keep]
+            active, token = active[keep.cpu()], token[keep]
             if adapters is not None:
                 n_active = len(finished)
                 streams[0].keep(torch.cat([keep + k * n_active for k in range(n_parts)]))

@@ -138,11 +138,17 @@ class DialogueGenerator:
 
     def __init__(self, base_dir: Path, expert_dirs: dict[str, Path], scenarios: list[dict[str, Any]], *, dtype: str,
                  steering: Any, sampling: Any, max_new_tokens: int, turn0_max_new_tokens: int, seed: int,
-                 mixed_adapters: bool = False):  # fmt: skip
-        from big5chat.models.loading import load_chat_model
+                 mixed_adapters: bool = False, expert_base_dir: Path | None = None):  # fmt: skip
+        from big5chat.models.loading import check_same_vocabulary, load_chat_model, load_tokenizer, resolve_alias
 
         self.base, self.tok = load_chat_model(base_dir, dtype=dtype)
         self.base_dir, self.expert_dirs, self.dtype = base_dir, expert_dirs, dtype
+        # The experts may come from a smaller model of the same family (the 70B profile: 8B experts).
+        self.expert_base_dir = resolve_alias(expert_base_dir) if expert_base_dir else resolve_alias(base_dir)
+        if self.expert_base_dir != resolve_alias(base_dir):
+            if mixed_adapters:
+                raise ValueError("generate_dialogues.mixed_adapters needs the experts to be adapters of the base model itself (models.expert_base: null)")
+            check_same_vocabulary(self.tok, load_tokenizer(self.expert_base_dir), "models.expert_base vs models.base")
         self.scenarios = {int(s["original_index"]): s for s in scenarios}
         self.steering, self.sampling, self.seed = steering, sampling, seed
         self.max_new_tokens, self.turn0_max_new_tokens = max_new_tokens, turn0_max_new_tokens
@@ -189,7 +195,7 @@ class DialogueGenerator:
             return self._peft
         if self._expert is None or self._expert[0] != trait:
             self._expert = None  # free the previous copy first
-            self._expert = (trait, load_expert(self.base_dir, self.expert_dirs[trait], self.dtype))
+            self._expert = (trait, load_expert(self.expert_base_dir, self.expert_dirs[trait], self.dtype))
         return self._expert[1]
 
     def turn1_batch(self, batch: list[Job]) -> list[str]:

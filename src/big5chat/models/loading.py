@@ -7,6 +7,7 @@ local folder that passes the same checks).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,9 +19,34 @@ class ModelLoadError(RuntimeError):
     """A model folder that the loading policy refuses, with the reason and the folder."""
 
 
+def stage_device() -> str:
+    """The torch device stages run on: ``runtime.device`` (env BIG5CHAT_DEVICE, set by the stage runner);
+    ``auto`` (and no setting, as in tests) means CUDA when torch sees a GPU, else CPU."""
+    import torch
+
+    wanted = os.environ.get("BIG5CHAT_DEVICE", "auto")
+    if wanted == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("runtime.device is 'cuda' but torch sees no GPU here (torch " + torch.__version__ + "); use 'auto' or 'cpu'")
+    return wanted
+
+
+def model_device(model: Any) -> Any:
+    """Where a model's inputs go (its first parameter's device; sharded models take inputs on their first shard)."""
+    return next(model.parameters()).device
+
+
+def resolve_alias(path: str | Path) -> Path:
+    """A folder whose card says ``{"same_as": "<sibling>"}`` stands for that sibling (``expert_base`` = base)."""
+    p = Path(path)
+    same_as = read_card(p).get("same_as") if p.is_dir() else None
+    return p.parent / same_as if same_as else p
+
+
 def check_model_dir(path: str | Path) -> Path:
     """The folder exists, has config.json and safetensors weights, and no pickle-only weights."""
-    p = Path(path)
+    p = resolve_alias(path)
     if not p.is_dir():
         raise ModelLoadError(f"model folder not found: {p} (run `dvc repro prepare_models` first?)")
     if not (p / "config.json").is_file():
@@ -54,7 +80,7 @@ def load_tokenizer(
     """A tokenizer with a pad token (distinct from EOS for causal LMs) and, if asked, a chat template."""
     from transformers import AutoTokenizer
 
-    p = Path(path)
+    p = resolve_alias(path)
     if not p.is_dir():
         raise ModelLoadError(f"tokenizer folder not found: {p}")
     tok = AutoTokenizer.from_pretrained(str(p), trust_remote_code=False)
@@ -95,27 +121,63 @@ def contiguous_lm_head_input(model: Any) -> Any:
     return model
 
 
-def load_causal_lm(path: str | Path, *, dtype: str = "float32") -> Any:
-    """A causal LM in eval mode, from safetensors only."""
+def quantization_kwargs(quantize: str | None, dtype: str, device: str) -> dict[str, Any]:
+    """from_pretrained arguments for 4-bit (NF4, as QLoRA) or 8-bit loading with bitsandbytes; CUDA only."""
+    if not quantize:
+        return {}
+    if quantize not in ("4bit", "8bit"):
+        raise ModelLoadError(f"unknown quantize {quantize!r} (use 4bit, 8bit or null)")
+    if device != "cuda":
+        raise ModelLoadError(f"models.*.quantize={quantize} needs a CUDA GPU (bitsandbytes); this run is on {device}")
+    try:
+        from transformers import BitsAndBytesConfig
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise ModelLoadError(f"models.*.quantize={quantize} needs bitsandbytes: pip install bitsandbytes ({exc})") from exc
+    if quantize == "4bit":
+        cfg = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                 bnb_4bit_compute_dtype=_torch_dtype(dtype))  # fmt: skip
+    else:
+        cfg = BitsAndBytesConfig(load_in_8bit=True)
+    return {"quantization_config": cfg, "device_map": "auto"}
+
+
+def load_causal_lm(path: str | Path, *, dtype: str = "float32", device: str | None = None) -> Any:
+    """A causal LM in eval mode, from safetensors only, on ``device`` (default: the stage's device).
+
+    A model whose card asks for quantization (``models.base.quantize``) is loaded 4- or 8-bit across the visible
+    GPUs; on a CPU that is refused with the reason.
+    """
     from transformers import AutoModelForCausalLM
 
     p = check_model_dir(path)
+    device = device or stage_device()
+    quant = quantization_kwargs(read_card(p).get("quantize"), dtype, device)
     model = AutoModelForCausalLM.from_pretrained(
-        str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False
+        str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False, **quant
     )
+    if not quant and device != "cpu":
+        model = model.to(device)
     return contiguous_lm_head_input(model).eval()
 
 
-def load_encoder(path: str | Path, *, dtype: str = "float32") -> Any:
+def load_encoder(path: str | Path, *, dtype: str = "float32", device: str | None = None) -> Any:
     """A bare encoder (no task head) in eval mode, from safetensors only."""
     from transformers import AutoModel
 
     p = check_model_dir(path)
     model = AutoModel.from_pretrained(str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False)
-    return model.eval()
+    device = device or stage_device()
+    return (model.to(device) if device != "cpu" else model).eval()
 
 
-def load_chat_model(path: str | Path, *, dtype: str = "float32", padding_side: Literal["left", "right"] = "left") -> tuple[Any, Any]:
+def load_chat_model(path: str | Path, *, dtype: str = "float32", padding_side: Literal["left", "right"] = "left", device: str | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) of a chat LM: the tokenizer must have a chat template and a distinct pad token."""
     tok = load_tokenizer(path, padding_side=padding_side, require_chat_template=True, causal=True)
-    return load_causal_lm(path, dtype=dtype), tok
+    return load_causal_lm(path, dtype=dtype, device=device), tok
+
+
+def check_same_vocabulary(tok_a: Any, tok_b: Any, what: str) -> None:
+    """DExperts adds logits token by token: the two models must share one vocabulary."""
+    if tok_a.get_vocab() != tok_b.get_vocab():
+        raise ModelLoadError(f"{what}: the tokenizers differ ({len(tok_a)} vs {len(tok_b)} tokens); DExperts needs one vocabulary")

@@ -239,7 +239,7 @@ def materialize(spec: Any, out_dir: str | Path, role: str) -> dict[str, Any]:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     what = f"models.{role}"
-    causal = role == "base"
+    causal = role in ("base", "expert_base")
     try:
         if spec.kind == "embedded":
             info = EMBEDDED[spec.name]
@@ -271,6 +271,7 @@ def materialize(spec: Any, out_dir: str | Path, role: str) -> dict[str, Any]:
             "architecture": (config.get("architectures") or [config.get("model_type")])[0],
             "parameters": count_parameters(tmp),
             "dtype": spec.dtype,
+            "quantize": getattr(spec, "quantize", None),
             "stored_dtype": config.get("dtype") or config.get("torch_dtype"),
             "pad_token": tok.pad_token,
             "eos_token": tok.eos_token,
@@ -286,3 +287,16 @@ def materialize(spec: Any, out_dir: str | Path, role: str) -> dict[str, Any]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_alias(out_dir: str | Path, same_as: str, role: str) -> dict[str, Any]:
+    """A folder that stands for its sibling ``same_as`` (``models.expert_base: null`` = the base model)."""
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    card = {"role": role, "same_as": same_as}
+    (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return card

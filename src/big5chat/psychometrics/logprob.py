@@ -39,7 +39,7 @@ def _common_prefix_len(seqs: list[list[int]]) -> int:
 def _option_probs(last_logits: torch.Tensor, option_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
     full = torch.softmax(last_logits.float(), dim=-1)[:, option_ids]
     mass = full.sum(-1, keepdim=True)
-    return (full / mass).numpy(), mass.squeeze(-1).numpy()
+    return (full / mass).cpu().numpy(), mass.squeeze(-1).cpu().numpy()
 
 
 @torch.no_grad()
@@ -53,8 +53,9 @@ def option_probs(model: Any, tok: Any, prompts: list[str], option_ids: list[int]
     probs = np.zeros((len(seqs), len(option_ids)), dtype=np.float64)
     mass = np.zeros(len(seqs), dtype=np.float64)
     prefix_cache = None
+    device = next(model.parameters()).device
     if p_len > 0:
-        prefix_cache = model(input_ids=torch.tensor([seqs[0][:p_len]]), use_cache=True).cache
+        prefix_cache = model(input_ids=torch.tensor([seqs[0][:p_len]], device=device), use_cache=True).cache
     pad = tok.pad_token_id
     for start in range(0, len(seqs), batch_size):
         rows = seqs[start : start + batch_size]
@@ -72,6 +73,7 @@ def option_probs(model: Any, tok: Any, prompts: list[str], option_ids: list[int]
         if prefix_cache is not None:
             cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(len(rows))
+        ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=cache is not None, logits_to_keep=1).logits
         p, m = _option_probs(logits[:, -1], option_ids)
         probs[start : start + len(rows)], mass[start : start + len(rows)] = p, m
@@ -83,7 +85,7 @@ def option_probs_unbatched(model: Any, tok: Any, prompts: list[str], option_ids:
     """The reference: each prompt alone, whole, no cache."""
     out_p, out_m = [], []
     for p in prompts:
-        ids = tok(p, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        ids = tok(p, add_special_tokens=False, return_tensors="pt")["input_ids"].to(next(model.parameters()).device)
         probs, mass = _option_probs(model(input_ids=ids).logits[:, -1], option_ids)
         out_p.append(probs[0])
         out_m.append(mass[0])

@@ -74,7 +74,9 @@ def evaluate(
     samples: list[dict[str, Any]] = []
     versions: dict[str, Any] = {}
     models: dict[str, Any] = {}
-    device = "cuda" if __import__("torch").cuda.is_available() else "cpu"
+    from big5chat.models.loading import stage_device
+
+    device = stage_device()
     for cell in cell_list:
         key = cell.method if cell.method in adapters else "base"
         if key not in models:
