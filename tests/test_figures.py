@@ -87,6 +87,18 @@ def test_findings_are_computed_from_metrics() -> None:
     assert f["SFT's intra-trait co"] == "reproduced"
 
 
+def test_findings_say_no_effect_when_nothing_was_induced() -> None:
+    """Gaps of a few hundredths (a 135M model) are not an ordering: the page must not call them reproduced."""
+    m = {"assess_personality": {"summary": {"sft": {"BFI": {"gap": -0.0002}}, "dpo": {"BFI": {"gap": 0.0006}}, "prompt_inst": {"BFI": {"gap": -0.0117}}}},
+         "eval_experts": {"accuracy": {"overall": {"expert": 0.52, "prompting": 0.50}}},
+         "evaluate_reasoning": {"items": {"piqa": 4, "gsm8k": 1},
+                                "domains": {"sft:conscientiousness:high": {"Math": 0.5}, "sft:conscientiousness:low": {"Math": 0.25}}}}  # fmt: skip
+    f = {row[0][:20]: row[2] for row in page.findings(m)}
+    assert f["BFI: SFT and DPO sep"].startswith("no effect at this scale")
+    assert f["Expert generators be"].startswith("no effect at this scale")
+    assert f["Higher conscientious"].startswith("no effect at this scale (at most 4 items per task")
+
+
 def test_paper_reference_files_hold_the_papers_numbers() -> None:
     from big5chat.reporting import paper
 

@@ -14,45 +14,69 @@ def _load(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+# A finding counts as reproduced only when the ordering holds by a margin, not by noise at the third decimal.
+MIN_ACCURACY_DIFF = 0.05  # classifier accuracy (share of texts at the target level)
+MIN_GAP = 0.25  # questionnaire high-minus-low gap on the 1-5 scale that counts as an induced trait
+MIN_GAP_DIFF = 0.1  # how much larger SFT's/DPO's gap must be than Prompt-Inst's
+MIN_FROBENIUS_DIFF = 0.1
+
+
+def verdict(holds: bool, meaningful: bool, why_not: str) -> str:
+    if not meaningful:
+        return f"no effect at this scale ({why_not})"
+    return "reproduced" if holds else "not reproduced"
+
+
 def findings(m: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, str]]:
     """(paper's finding, this run's numbers, verdict) for the findings whose metrics exist."""
     out: list[tuple[str, str, str]] = []
     ev = m.get("eval_experts")
     if ev:
         e, p = ev["accuracy"]["overall"]["expert"], ev["accuracy"]["overall"]["prompting"]
-        out.append(("Expert generators beat prompting at writing a target trait level (80.4% vs 59.2%)",
-                    f"expert {e:.1%} vs prompting {p:.1%}", "reproduced" if e > p else "not reproduced"))  # fmt: skip
+        out.append(("Expert generators beat prompting at writing a target trait level (paper: 80.4% vs 59.2%)",
+                    f"expert {e:.1%} vs prompting {p:.1%}",
+                    verdict(e > p, abs(e - p) >= MIN_ACCURACY_DIFF or e <= p, f"difference below {MIN_ACCURACY_DIFF:.0%}")))  # fmt: skip
     ed = m.get("eval_dialogues")
     if ed and "prompting" in ed:
         d, p = ed["dexperts_on_baseline_scenarios"]["overall"], ed["prompting"]["accuracy"]["overall"]
         out.append(("DExperts replies carry the target level better than prompting alone",
-                    f"DExperts {d:.1%} vs prompting {p:.1%} on the same scenarios", "reproduced" if d > p else "not reproduced"))  # fmt: skip
+                    f"DExperts {d:.1%} vs prompting {p:.1%} on the same scenarios",
+                    verdict(d > p, abs(d - p) >= MIN_ACCURACY_DIFF or d <= p, f"difference below {MIN_ACCURACY_DIFF:.0%}")))  # fmt: skip
     ap = m.get("assess_personality")
     if ap and ap.get("summary"):
         s = ap["summary"]
         for q in ("BFI", "IPIP-NEO"):
             gaps = {k: v[q]["gap"] for k, v in s.items() if q in v and v[q]["gap"] is not None}
             if {"sft", "prompt_inst"} <= set(gaps):
-                ok = gaps["sft"] > gaps["prompt_inst"] and gaps.get("dpo", -9) > gaps["prompt_inst"]
-                out.append((f"{q}: SFT and DPO separate high from low more than Prompt-Inst (70B: 3.70/3.62 vs 3.40 on BFI)",
-                            ", ".join(f"{k} {v:+.2f}" for k, v in gaps.items()), "reproduced" if ok else "not reproduced"))  # fmt: skip
+                dpo = gaps.get("dpo", float("-inf"))
+                holds = min(gaps["sft"], dpo) > gaps["prompt_inst"] + MIN_GAP_DIFF
+                induced = max(abs(g) for g in gaps.values()) >= MIN_GAP
+                out.append((f"{q}: SFT and DPO separate high from low more than Prompt-Inst (paper, 70B: they do)",
+                            "high-minus-low gap " + ", ".join(f"{k} {v:+.2f}" for k, v in gaps.items()),
+                            verdict(holds, induced, f"every gap below {MIN_GAP} points: no method induced the trait")))  # fmt: skip
         fro = ap.get("frobenius") or {}
         if "sft" in fro and "prompt_inst" in fro:
             out.append(("SFT's intra-trait correlations are closer to humans' than prompting's (Frobenius distance)",
                         f"SFT {fro['sft']:.2f}, Prompt-Inst {fro['prompt_inst']:.2f}" + (f", DPO {fro['dpo']:.2f}" if "dpo" in fro else ""),
-                        "reproduced" if fro["sft"] < fro["prompt_inst"] else "not reproduced"))  # fmt: skip
+                        verdict(fro["sft"] < fro["prompt_inst"] - MIN_FROBENIUS_DIFF, True, "")))  # fmt: skip
     er = m.get("evaluate_reasoning")
     if er and er.get("domains"):
-        mean = lambda keys: sum(keys) / len(keys) if keys else float("nan")  # noqa: E731
         doms = er["domains"]
+
         def avg(trait: str, level: str) -> float:
             vals = [v for k, d in doms.items() if f":{trait}:{level}" in k for v in d.values() if v == v]
-            return mean(vals)
-        c_hi, c_lo, n_hi, n_lo = avg("conscientiousness", "high"), avg("conscientiousness", "low"), avg("neuroticism", "high"), avg("neuroticism", "low")
-        if all(v == v for v in (c_hi, c_lo, n_hi, n_lo)):
-            out.append(("Higher conscientiousness and lower neuroticism go with better reasoning",
-                        f"mean domain accuracy C+ {c_hi:.3f} vs C- {c_lo:.3f}; N- {n_lo:.3f} vs N+ {n_hi:.3f}",
-                        "reproduced" if c_hi > c_lo and n_lo > n_hi else "not reproduced"))  # fmt: skip
+            return sum(vals) / len(vals) if vals else float("nan")
+
+        n_items = max(er["items"].values()) if er.get("items") else None
+        small = n_items is not None and n_items < 50
+        for trait, better, worse, label in (("conscientiousness", "high", "low", "C"), ("neuroticism", "low", "high", "N")):
+            b, w = avg(trait, better), avg(trait, worse)
+            if b == b and w == w:
+                sign = "+" if better == "high" else "-"
+                other = "-" if sign == "+" else "+"
+                out.append((f"{'Higher' if better == 'high' else 'Lower'} {trait} goes with better reasoning",
+                            f"mean domain accuracy {label}{sign} {b:.3f} vs {label}{other} {w:.3f}",
+                            verdict(b > w, not small, f"at most {n_items} items per task: too few to tell")))  # fmt: skip
     return out
 
 
