@@ -91,7 +91,7 @@ def load(folder: str | Path) -> tuple[TraitClassifier, Any, dict[str, Any]]:
     """(classifier in eval mode, tokenizer, its classifier.json) through the loading policy."""
     from safetensors.torch import load_file
 
-    from big5chat.models.loading import ModelLoadError, load_encoder, load_tokenizer
+    from big5chat.models.loading import ModelLoadError, load_encoder, load_tokenizer, model_device
 
     folder = Path(folder)
     meta_file = folder / CONFIG_FILE
@@ -100,5 +100,5 @@ def load(folder: str | Path) -> tuple[TraitClassifier, Any, dict[str, Any]]:
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     model = TraitClassifier(load_encoder(folder), tuple(meta["traits"]), meta["pooling"])
     model.heads.load_state_dict(load_file(str(folder / HEADS_FILE)))
-    model.heads.to(next(model.encoder.parameters()).device)
+    model.heads.to(model_device(model.encoder))
     return model.eval(), load_tokenizer(folder), meta

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from big5chat import paths
+from big5chat.models.loading import model_device
 
 DEFAULT_DIR = paths.MODELS / "classifier"
 
@@ -22,10 +23,10 @@ def predict_with(model: Any, tokenizer: Any, texts: list[str], max_length: int, 
     texts = [t if isinstance(t, str) else "" for t in texts]
     order = np.argsort([len(t) for t in texts], kind="stable")
     out = np.zeros((len(texts), len(model.traits)), dtype=np.float32)
+    device = model_device(model)
     for start in range(0, len(texts), batch_size):
         idx = order[start : start + batch_size]
         enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        device = next(model.parameters()).device
         out[idx] = model(enc["input_ids"].to(device), enc["attention_mask"].to(device)).float().cpu().numpy()
     model.train(was_training)
     return out

@@ -71,13 +71,13 @@ def train(
     """Train encoder + heads on (texts, cdf targets); keeps the epoch with the lowest validation loss."""
     from transformers import get_linear_schedule_with_warmup
 
-    from big5chat.models.loading import load_encoder, load_tokenizer
+    from big5chat.models.loading import load_encoder, load_tokenizer, model_device
     from big5chat.progress import progress
 
     torch.manual_seed(seed)
     tok = load_tokenizer(encoder_dir)
     model = TraitClassifier(load_encoder(encoder_dir), traits, pooling, dropout)  # type: ignore[arg-type]
-    device = next(model.encoder.parameters()).device
+    device = model_device(model.encoder)
     model.to(device).train()
     enc = tok(train_data.texts, truncation=True, max_length=max_length)
     targets = torch.from_numpy(train_data.targets.astype(np.float32))

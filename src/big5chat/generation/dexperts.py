@@ -19,6 +19,8 @@ from typing import Any, Literal, Sequence
 
 import torch
 
+from big5chat.models.loading import model_device
+
 BASE = "__base__"  # PEFT's name for "no adapter" in mixed-adapter batches
 
 
@@ -76,7 +78,7 @@ class Stream:
 
     def __init__(self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, adapter_names: list[str] | None = None):
         self.model = model
-        self.device = next(model.parameters()).device  # inputs go where the model (its first shard) is
+        self.device = model_device(model)  # inputs go where the model (its first shard) is
         input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
         self.mask = attention_mask
         self.adapter_names = adapter_names
@@ -150,7 +152,6 @@ def generate(
     eos = torch.tensor(sorted(set(eos_token_ids or [tok.eos_token_id])))
     if n == 0:
         return []
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
     parts = [(model_b, list(prompts_b), BASE)]
     if expert is not None:
         parts.append((expert[0], list(expert[1]), adapters[0] if adapters else None))
@@ -170,10 +171,9 @@ def generate(
 
     n_parts = len(parts)
 
-    device = streams[0].device  # logits are combined where the base model is
+    device = streams[0].device  # logits are combined (and sampled) where the base model is
     eos = eos.to(device)
-    if generator is not None and device.type != "cpu":
-        generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
 
     def split_logits(n_active: int) -> list[torch.Tensor]:
         if adapters is not None:

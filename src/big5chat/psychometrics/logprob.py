@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from big5chat.models.loading import model_device
+
 
 def option_token_ids(tok: Any, lo: int = 1, hi: int = 5) -> list[int]:
     ids = []
@@ -53,7 +55,7 @@ def option_probs(model: Any, tok: Any, prompts: list[str], option_ids: list[int]
     probs = np.zeros((len(seqs), len(option_ids)), dtype=np.float64)
     mass = np.zeros(len(seqs), dtype=np.float64)
     prefix_cache = None
-    device = next(model.parameters()).device
+    device = model_device(model)
     if p_len > 0:
         prefix_cache = model(input_ids=torch.tensor([seqs[0][:p_len]], device=device), use_cache=True).cache
     pad = tok.pad_token_id
@@ -84,8 +86,9 @@ def option_probs(model: Any, tok: Any, prompts: list[str], option_ids: list[int]
 def option_probs_unbatched(model: Any, tok: Any, prompts: list[str], option_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """The reference: each prompt alone, whole, no cache."""
     out_p, out_m = [], []
+    device = model_device(model)
     for p in prompts:
-        ids = tok(p, add_special_tokens=False, return_tensors="pt")["input_ids"].to(next(model.parameters()).device)
+        ids = tok(p, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
         probs, mass = _option_probs(model(input_ids=ids).logits[:, -1], option_ids)
         out_p.append(probs[0])
         out_m.append(mass[0])
