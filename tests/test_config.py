@@ -151,3 +151,48 @@ def test_no_stage_output_is_tracked_by_git() -> None:
     assert not tracked, f"stage outputs tracked by git (git rm -r --cached them): {tracked}"
     ignored = subprocess.run(["git", "check-ignore", "--no-index", *outs], cwd=paths.ROOT, capture_output=True, text=True).stdout.split()
     assert sorted(set(outs) - set(ignored)) == [], "stage outputs that git would pick up with `git add -A`"
+
+
+def test_backend_defaults_to_hf() -> None:
+    from big5chat.config import AssessPersonalityConfig, EvaluateReasoningConfig
+
+    params = load_params()
+    assert params.assess_personality.backend == "hf" and params.evaluate_reasoning.backend == "hf"
+    assert AssessPersonalityConfig().backend == "hf" and EvaluateReasoningConfig().backend == "hf"
+
+
+def _vllm_everywhere(d: dict) -> None:
+    d["assess_personality"].update(backend="vllm", mode="generate")
+    d["evaluate_reasoning"]["backend"] = "vllm"
+
+
+def test_vllm_backend_is_refused_where_vllm_is_absent(tmp_path: Path) -> None:
+    from big5chat.generation import backends
+
+    if backends.vllm_available():
+        pytest.skip("vLLM is installed here")
+    problems = _problems(tmp_path, _vllm_everywhere)
+    for key in ("assess_personality.backend", "evaluate_reasoning.backend"):
+        assert any(p.startswith(f"{key}: vllm is not installed here") and "pip install vllm" in p for p in problems), problems
+    with pytest.raises(ConfigError, match=r"evaluate_reasoning.backend: vllm is not installed"):
+        stage_config(evaluate_reasoning={**_params_data()["evaluate_reasoning"], "backend": "vllm"})
+    # `big5chat plan` validates a profile for another machine (no environment checks): vllm passes there
+    data = copy.deepcopy(_params_data())
+    _vllm_everywhere(data)
+    f = tmp_path / "offline.yaml"
+    f.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert load_params(f, check_paths=False).evaluate_reasoning.backend == "vllm"
+
+
+def test_vllm_backend_serves_generation_mode_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from big5chat.generation import backends
+
+    monkeypatch.setattr(backends, "vllm_available", lambda: True)
+    problems = _problems(tmp_path, lambda d: d["assess_personality"].update(backend="vllm", mode="logprob"))
+    assert problems == ["assess_personality.backend: vllm serves generation mode only (mode: generate); log-prob scoring runs on hf"]
+    data = copy.deepcopy(_params_data())
+    _vllm_everywhere(data)
+    f = tmp_path / "ok.yaml"
+    f.write_text(yaml.safe_dump(data), encoding="utf-8")
+    params = load_params(f)
+    assert (params.assess_personality.backend, params.assess_personality.mode, params.evaluate_reasoning.backend) == ("vllm", "generate", "vllm")

@@ -1,11 +1,17 @@
-"""Profiles plan offline; the plan's estimates on a known config; backends fail clearly when absent."""
+"""Profiles plan offline; the plan's estimates on a known config; backends fail clearly when absent and dispatch to
+the chosen one (vLLM faked: it is never installed in CI)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from big5chat import plan
+from big5chat import paths, plan
 from big5chat.generation import backends
+from big5chat.psychometrics import administer as adm
+from big5chat.reasoning import run
 
 
 @pytest.mark.parametrize("profile", ["default", "smoke", "paper_8b", "paper_70b"])
@@ -46,3 +52,105 @@ def test_vllm_backend_fails_clearly_when_absent() -> None:
     with pytest.raises(backends.BackendUnavailable, match="not installed here"):
         backends.require("vllm")
     assert backends.lm_eval_model_args("hf", "m", "a")[1]["peft"] == "a"
+
+
+class _Tok:
+    """A tokenizer stand-in with a readable chat template."""
+
+    def apply_chat_template(self, messages: list[dict[str, str]], add_generation_prompt: bool, tokenize: bool) -> str:
+        assert add_generation_prompt and not tokenize
+        return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
+
+
+def _conv(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def test_questionnaire_sampler_hf_calls_generate_chat_per_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def fake_generate_chat(model: Any, tok: Any, convs: list[Any], **kw: Any) -> list[str]:
+        calls.append({"model": model, "tok": tok, "convs": convs, **kw})
+        return [f"{kw['seed']}:{i}" for i in range(len(convs))]
+
+    monkeypatch.setattr(adm, "generate_chat", fake_generate_chat)
+    model, tok = object(), _Tok()
+    sample = adm.sampler_for("hf", model=model, tok=tok, temperature=0.6, max_new_tokens=7, batch_size=3)
+    groups = [([_conv("a"), _conv("b")], 11), ([_conv("c")], 12)]
+    assert list(sample(groups)) == [["11:0", "11:1"], ["12:0"]]
+    assert [c["seed"] for c in calls] == [11, 12] and all(c["model"] is model and c["tok"] is tok for c in calls)
+    assert calls[0] | {"convs": None} == {"model": model, "tok": tok, "convs": None, "max_new_tokens": 7, "batch_size": 3,
+                                           "do_sample": True, "temperature": 0.6, "seed": 11}  # fmt: skip
+
+
+def test_questionnaire_sampler_vllm_renders_and_calls_vllm_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    from big5chat.data.loaders import load_questionnaires
+    from big5chat.psychometrics.conditions import Condition
+
+    seen: list[dict[str, Any]] = []
+
+    def fake_vllm_sample(model_dir: str, prompts: list[str], **kw: Any) -> list[str]:
+        seen.append({"model_dir": model_dir, "prompts": prompts, **kw})
+        return [f" {1 + i % 5} because" for i in range(len(prompts))]
+
+    monkeypatch.setattr(backends, "vllm_available", lambda: True)
+    monkeypatch.setattr(backends, "vllm_sample", fake_vllm_sample)
+    tok = _Tok()
+    sample = adm.sampler_for("vllm", model=None, tok=tok, model_dir=Path("models/base"), adapter_dir=Path("models/sft"),
+                             temperature=0.6, max_new_tokens=128, batch_size=64)  # fmt: skip
+    bfi = {"BFI": load_questionnaires(paths.DATA / "instruments")["BFI"]}
+    conds = [Condition("sft", "openness", "high"), Condition("sft")]
+    out = adm.administer(None, tok, conds, bfi, mode="generate", runs=3, temperature=0.6, max_new_tokens=128, seed=5, sampler=sample)
+    assert len(seen) == 1, "one vLLM engine for all conditions, questionnaires and runs of a method"
+    call = seen[0]
+    n = 2 * 3 * 44
+    assert (call["model_dir"], call["adapter_dir"], call["temperature"], call["max_new_tokens"]) == ("models/base", "models/sft", 0.6, 128)
+    assert len(call["prompts"]) == n and call["prompts"][0].startswith("<") and call["prompts"][0].endswith("<assistant>")
+    assert len(call["seed"]) == n and len(set(call["seed"])) == n, "one seed per prompt: no two prompts share random draws"
+    assert len(out) == n and out["reply"].iloc[0] == "1 because" and out["raw"].tolist()[:6] == [1, 2, 3, 4, 5, 1]
+    assert sorted(out["run"].unique()) == [0, 1, 2] and out["parsed"].all()
+    # the same seeds on a second call (reproducible), other seeds with another `seed`
+    adm.administer(None, tok, conds, bfi, mode="generate", runs=3, seed=5, sampler=sample)
+    adm.administer(None, tok, conds, bfi, mode="generate", runs=3, seed=6, sampler=sample)
+    assert seen[1]["seed"] == call["seed"] and set(seen[2]["seed"]).isdisjoint(call["seed"])
+    # the base model's methods get no adapter
+    adm.sampler_for("vllm", model=None, tok=tok, model_dir="m", temperature=1.0, max_new_tokens=4, batch_size=1)([([_conv("x")], 1)])
+    assert seen[-1]["adapter_dir"] is None and seen[-1]["model_dir"] == "m"
+
+
+def test_questionnaire_vllm_sampler_fails_clearly_when_absent() -> None:
+    if backends.vllm_available():
+        pytest.skip("vLLM is installed here")
+    with pytest.raises(backends.BackendUnavailable, match="not installed here"):
+        adm.sampler_for("vllm", model=None, tok=_Tok(), model_dir="m", temperature=0.6, max_new_tokens=4, batch_size=1)
+
+
+def test_reasoning_model_spec_per_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    adapters = {"sft": Path("models/sft")}
+    kw: dict[str, Any] = {"base_dir": Path("models/base"), "adapters": adapters, "batch_size": 8, "dtype": "bfloat16"}
+    assert run.lm_spec("hf", "sft", device="cpu", **kw) == (
+        "hf", {"pretrained": "models/base", "device": "cpu", "batch_size": 8, "dtype": "bfloat16", "peft": "models/sft"})  # fmt: skip
+    assert "peft" not in run.lm_spec("hf", "base", device="cpu", **kw)[1]
+    if not backends.vllm_available():
+        with pytest.raises(backends.BackendUnavailable):
+            run.lm_spec("vllm", "sft", device=None, **kw)
+    monkeypatch.setattr(backends, "vllm_available", lambda: True)
+    name, args = run.lm_spec("vllm", "sft", device=None, **kw)
+    assert name == "vllm" and args["enable_lora"] is True and args["lora_local_path"] == "models/sft"
+    assert args["pretrained"] == "models/base" and args["dtype"] == "bfloat16" and "peft" not in args
+    assert "enable_lora" not in run.lm_spec("vllm", "base", device=None, **kw)[1]
+
+    class Built(Exception):
+        pass
+
+    built: list[tuple[str, dict[str, Any], int]] = []
+
+    def fake_make_lm(name: str, args: dict[str, Any], batch_size: int) -> Any:
+        built.append((name, args, batch_size))
+        raise Built
+
+    monkeypatch.setattr(run, "make_lm", fake_make_lm)
+    with pytest.raises(Built):
+        run.evaluate([run.Cell("sft", "openness", "high")], ["piqa"], task_manager=None, limits={}, apply_chat_template=True,
+                     fewshot_as_multiturn=False, max_gen_toks=8, backend="vllm", **kw)  # fmt: skip
+    assert built == [("vllm", args, 8)]

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Optional
 import yaml
 
 from big5chat import paths
+from big5chat.generation import backends
 from big5chat.strict import ConfigError, MustExist, Range, build, paths_checked, to_dict
 from big5chat.traits import LEVELS, Level, Trait
 
@@ -276,6 +277,14 @@ class TrainDpoConfig(TrainSftConfig):
     loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
 
 
+def backend_problems(backend: str) -> list[Any]:
+    """vllm must be importable where the stage runs. Checked with the other environment checks (existing paths), so
+    that `big5chat plan` can validate a vllm profile offline on a machine without it."""
+    if backend == "vllm" and paths_checked() and not backends.vllm_available():
+        return [("backend", "vllm is not installed here: `pip install vllm` on a machine with an NVIDIA GPU, or use the default 'hf'")]
+    return []
+
+
 @dataclass
 class HumanResponses:
     """Item-level human responses for the human intra-trait correlation matrix (columns named O1.., C1.., ...)."""
@@ -300,6 +309,7 @@ class AssessPersonalityConfig:
     runs: PositiveInt = 5  # generation mode (the study: 5)
     temperature: Annotated[float, Range(0.0, lo_strict=True)] = 0.6
     max_new_tokens: PositiveInt = 16  # generation mode (the study: 128)
+    backend: backends.Backend = "hf"  # plain sampling (generation mode); vllm only on GPU machines with vllm installed
     batch_size: PositiveInt = 32
     dtype: Literal["float32", "bfloat16"] = "float32"
     n_demos: PositiveInt = 10
@@ -314,7 +324,9 @@ class AssessPersonalityConfig:
             problems.append(("methods", "must list each method once, at least one"))
         if len(set(self.questionnaires)) != len(self.questionnaires) or not self.questionnaires:
             problems.append(("questionnaires", "must list each questionnaire once, at least one"))
-        return problems
+        if self.backend == "vllm" and self.mode == "logprob":
+            problems.append(("backend", "vllm serves generation mode only (mode: generate); log-prob scoring runs on hf"))
+        return problems + backend_problems(self.backend)
 
 
 @dataclass
@@ -339,9 +351,11 @@ class EvaluateReasoningConfig:
     max_gen_toks: PositiveInt = 256
     batch_size: PositiveInt = 8
     dtype: Literal["float32", "bfloat16"] = "float32"
+    backend: backends.Backend = "hf"  # lm-eval's model: hf (HFLM) or vllm, only on GPU machines with vllm installed
 
     def check(self) -> list[Any]:
-        return [(f"limits.{k}", f"unknown task (known: {', '.join(BENCHMARK_TASKS)})") for k in self.limits if k not in BENCHMARK_TASKS]
+        problems: list[Any] = [(f"limits.{k}", f"unknown task (known: {', '.join(BENCHMARK_TASKS)})") for k in self.limits if k not in BENCHMARK_TASKS]
+        return problems + backend_problems(self.backend)
 
 
 @dataclass

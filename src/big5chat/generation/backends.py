@@ -4,6 +4,7 @@ only one in CI) or vLLM when it is installed (GPU machines)."""
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from typing import Any, Literal
 
 Backend = Literal["hf", "vllm"]
@@ -42,13 +43,25 @@ def lm_eval_model_args(backend: Backend, model_dir: str, adapter_dir: str | None
     return "vllm", args
 
 
-def vllm_sample(model_dir: str, prompts: list[str], *, temperature: float, max_new_tokens: int, seed: int, adapter_dir: str | None = None) -> list[str]:
-    """Sampled completions of rendered prompts with vLLM (one engine per call; for the paper profiles on GPUs)."""
+def vllm_sample(
+    model_dir: str, prompts: list[str], *, temperature: float, max_new_tokens: int, seed: int | Sequence[int], adapter_dir: str | None = None
+) -> list[str]:
+    """Sampled completions of rendered prompts with vLLM (one engine per call; for the paper profiles on GPUs).
+
+    ``seed``: one seed for every prompt, or one per prompt. vLLM seeds each request's own generator, so prompts that
+    share a seed share their random draws; give one seed per prompt for independent samples.
+    """
     require("vllm")
     from vllm import LLM, SamplingParams  # type: ignore[import-not-found]
 
-    llm = LLM(model=model_dir, enable_lora=adapter_dir is not None, seed=seed)
-    params = SamplingParams(temperature=temperature, max_tokens=max_new_tokens, seed=seed)
+    seeds = [seed] * len(prompts) if isinstance(seed, int) else [int(s) for s in seed]
+    if len(seeds) != len(prompts):
+        raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
+    if not prompts:
+        return []
+    lora: dict[str, Any] = {"enable_lora": True, "max_lora_rank": 64} if adapter_dir else {}
+    llm = LLM(model=model_dir, seed=seeds[0], **lora)
+    params = [SamplingParams(temperature=temperature, max_tokens=max_new_tokens, seed=s) for s in seeds]
     kwargs: dict[str, Any] = {}
     if adapter_dir:
         from vllm.lora.request import LoRARequest  # type: ignore[import-not-found]

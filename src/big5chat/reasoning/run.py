@@ -3,7 +3,8 @@
 Direct and Prompt-Inst use the base model (Prompt-Inst puts ``You are a person with {level} {trait}.`` as the
 system instruction); SFT and DPO load their adapters through lm-eval's ``peft=`` and get the trained trait
 instruction as the system instruction, as the study ran them. One lm-eval model object per method serves all
-of that method's conditions.
+of that method's conditions: HFLM (backend hf, the default) or lm-eval's vLLM model (backend vllm, GPU machines with
+vllm installed; adapters through ``enable_lora``/``lora_local_path``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from big5chat.generation import backends
 from big5chat.prompts import prompt_inst, trait_system_prompt
 from big5chat.reasoning.tasks import PROJECT_TASK, SPECS
 
@@ -49,6 +51,31 @@ def metric_value(task_result: dict[str, Any], metric: str) -> tuple[float, float
     return float(value), (float(stderr) if isinstance(stderr, (int, float)) else None)
 
 
+def lm_spec(
+    backend: backends.Backend, key: str, *, base_dir: Path, adapters: dict[str, Path], batch_size: int, dtype: str, device: str | None
+) -> tuple[str, dict[str, Any]]:
+    """(lm-eval model name, its arguments) for one method's model: ``key`` is ``base`` or an adapter's method."""
+    adapter = None if key == "base" else str(adapters[key])
+    if backend == "vllm":
+        return backends.lm_eval_model_args("vllm", str(base_dir), adapter, dtype, batch_size)
+    backends.require(backend)
+    kwargs: dict[str, Any] = {"pretrained": str(base_dir), "device": device, "batch_size": batch_size, "dtype": dtype}
+    if adapter is not None:
+        kwargs["peft"] = adapter
+    return "hf", kwargs
+
+
+def make_lm(name: str, args: dict[str, Any], batch_size: int) -> Any:
+    """The lm-eval model object, built once and reused for every cell and task of a method."""
+    if name == "hf":
+        from lm_eval.models.huggingface import HFLM
+
+        return HFLM(**args)
+    from lm_eval.api.registry import get_model
+
+    return get_model(name).create_from_arg_obj(args, {"batch_size": batch_size})
+
+
 def evaluate(
     cell_list: list[Cell],
     tasks: list[str],
@@ -62,13 +89,13 @@ def evaluate(
     max_gen_toks: int,
     batch_size: int,
     dtype: str = "float32",
+    backend: backends.Backend = "hf",
     on_cell: Callable[[Cell, float], None] | None = None,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any]]:
     """(one row per cell x task: score, stderr, n, seconds; per-item samples; versions and settings)."""
     import time
 
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
 
     rows: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
@@ -76,15 +103,13 @@ def evaluate(
     models: dict[str, Any] = {}
     from big5chat.models.loading import stage_device
 
-    device = stage_device()
+    device = stage_device() if backend == "hf" else None  # vLLM places itself (CUDA_VISIBLE_DEVICES)
     for cell in cell_list:
         key = cell.method if cell.method in adapters else "base"
         if key not in models:
             models.clear()  # one model in memory at a time
-            kwargs: dict[str, Any] = {"pretrained": str(base_dir), "device": device, "batch_size": batch_size, "dtype": dtype}
-            if key != "base":
-                kwargs["peft"] = str(adapters[key])
-            models[key] = HFLM(**kwargs)
+            lm_name, lm_args = lm_spec(backend, key, base_dir=base_dir, adapters=adapters, batch_size=batch_size, dtype=dtype, device=device)
+            models[key] = make_lm(lm_name, lm_args, batch_size)
         for task in tasks:
             name = PROJECT_TASK.format(task=task)
             start = time.perf_counter()
@@ -108,7 +133,7 @@ def evaluate(
                                 **{m: s[m] for m in ("acc", "exact_match") if m in s}})  # fmt: skip
             if on_cell:
                 on_cell(cell, secs)
-    meta = {"lm_eval_version": lm_eval.__version__, "task_versions": versions, "apply_chat_template": apply_chat_template,
+    meta = {"lm_eval_version": lm_eval.__version__, "backend": backend, "task_versions": versions, "apply_chat_template": apply_chat_template,
             "fewshot_as_multiturn": fewshot_as_multiturn, "max_gen_toks": max_gen_toks, "limits": limits,
             "system_instructions": {f"{c.method}:{c.trait}:{c.level}": c.system_instruction for c in cell_list}}  # fmt: skip
     return pd.DataFrame(rows), samples, meta
