@@ -63,6 +63,14 @@ def peak_rss_mib() -> float:
     return round(max(own, kids) / 1024, 1)
 
 
+def peak_gpu_mib() -> float | None:
+    """Peak GPU memory torch allocated in this process, MiB; None where CUDA was never used (torch not even imported)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
 @contextmanager
 def timed(record: dict[str, Any], key: str = "wall_s") -> Iterator[None]:
     start = time.perf_counter()
@@ -80,4 +88,7 @@ def write_run_record(stage: str, record: dict[str, Any], env: dict[str, Any] | N
     from big5chat import io, paths
 
     data = {"stage": stage, **record, "peak_rss_mib": peak_rss_mib(), "env": env or {}}
+    gpu = peak_gpu_mib()
+    if gpu is not None:
+        data["peak_gpu_mib"] = gpu
     return io.write_json(paths.REPORTS / "runs" / f"{stage}.json", data)
