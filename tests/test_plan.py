@@ -138,6 +138,7 @@ def test_reasoning_model_spec_per_backend(monkeypatch: pytest.MonkeyPatch) -> No
     name, args = run.lm_spec("vllm", "sft", device=None, **kw)
     assert name == "vllm" and args["enable_lora"] is True and args["lora_local_path"] == "models/sft"
     assert args["pretrained"] == "models/base" and args["dtype"] == "bfloat16" and "peft" not in args
+    assert args["tensor_parallel_size"] == backends.visible_gpus() >= 1  # vLLM shards over every visible GPU
     assert "enable_lora" not in run.lm_spec("vllm", "base", device=None, **kw)[1]
 
     class Built(Exception):

@@ -37,10 +37,18 @@ def lm_eval_model_args(backend: Backend, model_dir: str, adapter_dir: str | None
         if adapter_dir:
             args["peft"] = adapter_dir
         return "hf", args
-    args = {"pretrained": model_dir, "dtype": dtype, "gpu_memory_utilization": 0.85}
+    args = {"pretrained": model_dir, "dtype": dtype, "gpu_memory_utilization": 0.85, "tensor_parallel_size": visible_gpus()}
     if adapter_dir:
         args.update({"lora_local_path": adapter_dir, "enable_lora": True, "max_lora_rank": 64})
     return "vllm", args
+
+
+def visible_gpus() -> int:
+    """GPUs this process sees (CUDA_VISIBLE_DEVICES): vLLM shards the model over all of them (a 70B base needs
+    several); 1 where torch sees none."""
+    import torch
+
+    return max(1, torch.cuda.device_count())
 
 
 def vllm_sample(
@@ -60,7 +68,7 @@ def vllm_sample(
     if not prompts:
         return []
     lora: dict[str, Any] = {"enable_lora": True, "max_lora_rank": 64} if adapter_dir else {}
-    llm = LLM(model=model_dir, seed=seeds[0], **lora)
+    llm = LLM(model=model_dir, seed=seeds[0], tensor_parallel_size=visible_gpus(), **lora)
     params = [SamplingParams(temperature=temperature, max_tokens=max_new_tokens, seed=s) for s in seeds]
     kwargs: dict[str, Any] = {}
     if adapter_dir:
