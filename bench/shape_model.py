@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from big5chat.models.registry import TINY  # noqa: E402
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "chat_template.jinja", "generation_config.json")
+# Tokenizer, chat template and generation defaults: everything of a model folder but its weights and config.
+COPIED_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "chat_template.jinja", "generation_config.json")
 
 
 def shrink(config: dict, causal: bool) -> dict:  # type: ignore[type-arg]
@@ -63,7 +64,7 @@ def build(src: Path, out: Path, tiny: bool = False, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = (AutoModelForCausalLM if causal else AutoModel).from_config(config)
     model.save_pretrained(str(partial), safe_serialization=True)
-    for name in TOKENIZER_FILES:
+    for name in COPIED_FILES:
         if (src / name).is_file():
             shutil.copy2(src / name, partial / name)
     shutil.rmtree(out, ignore_errors=True)

@@ -56,13 +56,10 @@ def lm_spec(
 ) -> tuple[str, dict[str, Any]]:
     """(lm-eval model name, its arguments) for one method's model: ``key`` is ``base`` or an adapter's method."""
     adapter = None if key == "base" else str(adapters[key])
-    if backend == "vllm":
-        return backends.lm_eval_model_args("vllm", str(base_dir), adapter, dtype, batch_size)
-    backends.require(backend)
-    kwargs: dict[str, Any] = {"pretrained": str(base_dir), "device": device, "batch_size": batch_size, "dtype": dtype}
-    if adapter is not None:
-        kwargs["peft"] = adapter
-    return "hf", kwargs
+    name, args = backends.lm_eval_model_args(backend, str(base_dir), adapter, dtype, batch_size)
+    if name == "hf":
+        args["device"] = device  # vLLM places itself (CUDA_VISIBLE_DEVICES)
+    return name, args
 
 
 def make_lm(name: str, args: dict[str, Any], batch_size: int) -> Any:

@@ -69,13 +69,13 @@ def findings(m: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, str]]:
 
         n_items = max(er["items"].values()) if er.get("items") else None
         small = n_items is not None and n_items < 50
-        for trait, better, worse, label in (("conscientiousness", "high", "low", "C"), ("neuroticism", "low", "high", "N")):
+        sign = {"high": "+", "low": "-"}
+        for trait, better, worse in (("conscientiousness", "high", "low"), ("neuroticism", "low", "high")):
             b, w = avg(trait, better), avg(trait, worse)
             if b == b and w == w:
-                sign = "+" if better == "high" else "-"
-                other = "-" if sign == "+" else "+"
+                label = trait[0].upper()
                 out.append((f"{'Higher' if better == 'high' else 'Lower'} {trait} goes with better reasoning",
-                            f"mean domain accuracy {label}{sign} {b:.3f} vs {label}{other} {w:.3f}",
+                            f"mean domain accuracy {label}{sign[better]} {b:.3f} vs {label}{sign[worse]} {w:.3f}",
                             verdict(b > w, not small, f"at most {n_items} items per task: too few to tell")))  # fmt: skip
     return out
 
