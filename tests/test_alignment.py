@@ -62,10 +62,13 @@ def test_dpo_pairs_edge_cases() -> None:
         (3, "openness", "high", "Same words."), (3, "openness", "low", "Same words."),  # duplicate replies
         (4, "openness", "high", ""), (4, "openness", "low", "Something."),  # empty reply
         (5, "openness", "high", "*beams* Same!"), (5, "openness", "low", "Same!"),  # equal once actions are stripped
+        (6, "openness", "high", "Well,  sure -- why not?"), (6, "openness", "low", "Well sure, why not!"),  # only punctuation differs
     ])  # fmt: skip
     built = dpo_pairs(df, val_size=0.01, seed=0)
-    assert built.counts == {"groups": 5, "missing_level": 1, "duplicate_replies": 2, "empty_reply": 1,
-                            "actions_stripped_spans": 1, "train": 2, "eval": 0} or built.counts["eval"] == 2  # fmt: skip
+    counts = dict(built.counts)
+    n_train, n_eval = counts.pop("train"), counts.pop("eval")
+    assert counts == {"groups": 6, "missing_level": 1, "duplicate_replies": 3, "empty_reply": 1, "actions_stripped_spans": 1}
+    assert n_train + n_eval == 2 and n_eval in (0, 2)  # one scenario's two pairs, on one side of the split
     pairs = built.train + built.eval
     assert len(pairs) == 2
     hi = next(p for p in pairs if p["level"] == "high")

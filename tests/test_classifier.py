@@ -70,6 +70,26 @@ def test_two_training_steps_log_a_loss_and_change_the_weights(tiny_models: dict[
 
 @pytest.mark.slow
 @pytest.mark.shared
+def test_chunked_scoring_equals_truncation_on_short_texts_and_averages_long_ones(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    from big5chat.classifier.scoring import _predict_ids, chunk_inputs
+
+    ex = Examples(["a short one", "another short text"], np.array([[0.2] * 5, [0.8] * 5]))
+    res = train(tiny_models["encoder"], ex, None, traits=TRAITS, pooling="mean", dropout=0.0, max_length=16, batch_size=2, epochs=1,
+                learning_rate=1e-3, weight_decay=0.0, warmup_ratio=0.0, seed=0, max_steps=1)  # fmt: skip
+    long_text = " ".join(f"word{i}" for i in range(60))
+    texts = ["a short one", "", long_text]
+    chunks, owner = chunk_inputs(res.tokenizer, texts, 16)
+    assert all(len(c) <= 16 for c in chunks) and owner.tolist().count(0) == 1 and owner.tolist().count(2) > 2
+    sizes = [len(c) for c, o in zip(chunks, owner) if o == 2]
+    assert max(sizes) - min(sizes) <= 1, "near-equal chunks, no tiny tail"
+    trunc = predict_with(res.model, res.tokenizer, texts, 16)
+    chunked = predict_with(res.model, res.tokenizer, texts, 16, long_texts="chunks")
+    np.testing.assert_allclose(chunked[:2], trunc[:2], atol=1e-6)  # texts that fit: exactly as truncation
+    pieces = _predict_ids(res.model, res.tokenizer, [c for c, o in zip(chunks, owner) if o == 2], 8)
+    np.testing.assert_allclose(chunked[2], pieces.mean(0), atol=1e-4)  # the long text: the mean over its chunks
+    assert not np.allclose(chunked[2], trunc[2])
+
+
 def test_classifier_learns_real_posts_above_chance(shared_data: Path, tmp_path: Path) -> None:
     """all-MiniLM-L6-v2 + heads on real PsychGenerator posts (high vs low; the median level left out)."""
     import pandas as pd

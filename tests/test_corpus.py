@@ -64,3 +64,34 @@ def test_scenario_sampling_matches_pandas_and_refuses_too_many() -> None:
     assert list(s["original_index"]) == list(df.sample(10, replace=False, random_state=42)["original_index"])
     with pytest.raises(ValueError, match="asked for 101 scenarios but the source has only 100"):
         corpus.sample_scenarios(df, 101, 42)
+
+
+def test_level_corpus_labels_come_from_the_levels_and_missing_stays_missing() -> None:
+    df = pd.DataFrame({
+        "message_id": [f"p{i}" for i in range(8)], "message": ["text"] * 8,
+        "ope_level": ["high", "low", None, "median", None, None, None, None],
+        "con_level": [None, None, "high", None, "low", None, None, None],
+        "ext_level": [None] * 5 + ["high", None, None],
+        "agr_level": [None] * 6 + ["low", None],
+        "neu_level": [None] * 8,  # the last post is labelled for nothing: dropped and counted
+    })  # fmt: skip
+    out, summary = corpus.label_corpus(df, method="median", test_size=0.25, seed=0)
+    assert summary["labels"] == "level" and summary["unlabelled_dropped"] == 1 and len(out) == 7
+    assert list(out["openness_level"]) == ["high", "low", "", "", "", "", ""]
+    np.testing.assert_array_equal(out["openness_target"].to_numpy(), [1.0, 0.0, np.nan, np.nan, np.nan, np.nan, np.nan])
+    assert summary["traits"]["openness"]["labelled"] == 3 and summary["traits"]["openness"]["dropped_middle"] == 1
+    assert summary["traits"]["neuroticism"]["labelled"] == 0
+    assert np.isnan(out["neuroticism_target"]).all()
+
+
+def test_z_corpus_with_missing_values_labels_only_the_present_ones() -> None:
+    df = _posts(20)
+    df.loc[:9, "ope_z"] = np.nan
+    out, summary = corpus.label_corpus(df, method="median", test_size=0.2, seed=0)
+    assert summary["labels"] == "z" and summary["traits"]["openness"]["labelled"] == 10
+    assert (out.loc[:9, "openness_level"] == "").all() and out.loc[:9, "openness_target"].isna().all()
+    present = df["ope_z"].iloc[10:].to_numpy()
+    assert sorted(out["openness_level"].iloc[10:]) == ["high"] * 5 + ["low"] * 5  # the median of the labelled ones
+    from scipy.stats import norm
+
+    np.testing.assert_allclose(out["openness_target"].iloc[10:].to_numpy(), norm.cdf(present))

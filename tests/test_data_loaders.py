@@ -13,6 +13,7 @@ from big5chat.data.tables import DataError
 
 HEADER = "message_id,message,ope_z,con_z,ext_z,agr_z,neu_z\n"
 GOOD = "p1,I love trying new recipes from far away places,1.2,0.1,0.0,-0.3,0.2\n"
+LEVELS = "message_id,message,ope_level,con_level,ext_level,agr_level,neu_level\n"
 
 
 def _write(tmp_path: Path, name: str, content: str | bytes) -> Path:
@@ -37,6 +38,10 @@ def _write(tmp_path: Path, name: str, content: str | bytes) -> Path:
         (HEADER + GOOD + GOOD, "posts.csv, row 2 (line 3)", "duplicate message_id 'p1' (first seen in row 1)"),
         (HEADER + 'p1,"an unclosed quote,1,1,1,1,1\n', "posts.csv", "has 2 fields but the header has 7"),
         ("message_id,message,message,ope_z\n", "posts.csv, line 1", "duplicate column name(s)"),
+        ("message_id,message,score\np1,hello there friends,1\n", "posts.csv", "no trait label columns: needs z-scores or levels"),
+        ("message,ope_level,con_level\nhello there friends,high,\n", "posts.csv", "missing column(s) ext_level, agr_level, neu_level"),
+        (LEVELS + "p1,a fine message here,higher,,,,\n", "posts.csv, row 1 (line 2), column 'ope_level'", "unknown level 'higher'"),
+        (LEVELS + "p1,a fine message here,3,,,,\n", "column 'ope_level'", "expected high, median or low, or 0/1/2"),
     ],
 )
 def test_bad_posts_files(tmp_path: Path, content: str, where: str, words: str) -> None:
@@ -65,6 +70,29 @@ def test_good_posts_keep_unicode_and_extra_columns(tmp_path: Path) -> None:
     assert t.rows[0]["message"] == "Café, crêpes & 🎉 — what a day"
     assert t.rows[0]["source"] == "blog" and t.extra_columns == ["source"]
     assert t.rows[0]["author_id"] is None
+
+
+def test_missing_trait_values_are_unlabelled_not_invented(tmp_path: Path) -> None:
+    f = _write(tmp_path, "posts.csv", HEADER + GOOD + "p2,only one trait is known here,,-0.8,,,\n")
+    rows = loaders.load_posts(f).rows
+    assert rows[1]["con_z"] == -0.8 and rows[1]["ope_z"] is None and rows[1]["neu_z"] is None
+
+
+def test_level_files_in_both_layouts(tmp_path: Path) -> None:
+    ours = _write(tmp_path, "ours.csv", LEVELS + "p1,a fine message here,HIGH,,Median,low,\n")
+    row = loaders.load_posts(ours).rows[0]
+    assert (row["ope_level"], row["con_level"], row["ext_level"], row["agr_level"], row["neu_level"]) == ("high", None, "median", "low", None)
+    # PsychGenerator's level files: 0/1/2 = low/median/high, no message_id, an unnamed index column.
+    pg = _write(tmp_path, "pg.csv", ",message,ope_z_label,con_z_label,ext_z_label,agr_z_label,neu_z_label\n"
+                "0,first real post here,0,2,1,0,2\n1,second real post here,2,2,2,2,0\n")  # fmt: skip
+    rows = loaders.load_posts(pg).rows
+    assert [r["message_id"] for r in rows] == ["row_000001", "row_000002"]
+    assert (rows[0]["ope_level"], rows[0]["con_level"], rows[0]["ext_level"]) == ("low", "high", "median")
+    assert "ope_z_label" not in rows[0] and "ope_z" not in rows[0]
+    jl = _write(tmp_path, "pg.jsonl", json.dumps({"message": "a json post here", "ope_z_label": 2, "con_z_label": 0,
+                                                   "ext_z_label": None, "agr_z_label": 1, "neu_z_label": "2"}) + "\n")  # fmt: skip
+    row = loaders.load_posts(jl).rows[0]
+    assert (row["ope_level"], row["con_level"], row["ext_level"], row["neu_level"]) == ("high", "low", None, "high")
 
 
 @pytest.mark.parametrize(

@@ -120,3 +120,50 @@ def test_paired_separation_on_a_known_case() -> None:
     jobs["expert_score"] = [0.6, 0.5, 0.4, 0.5]
     t = paired_separation(jobs, ["expert"]).iloc[0]
     assert t["n_pairs"] == 2 and t["expert_diff"] == pytest.approx(0.1) and t["expert_paired"] == pytest.approx(0.75)
+
+
+def test_builder_on_a_level_corpus_has_no_z_to_filter() -> None:
+    posts = pd.DataFrame([
+        {"message_id": "p1", "message": "tried a stew from a cookbook written in 1740", "split": "train", "openness_level": "high"},
+        {"message_id": "p2", "message": "same sandwich at the same desk since 2015 and proud", "split": "train", "openness_level": "low"},
+        {"message_id": "p3", "message": "a post that is about something else entirely today", "split": "train", "openness_level": ""},
+    ])  # fmt: skip
+    out = build_expert_records(posts, "openness", min_abs_z=0.5)
+    assert out.counts["records"] == 2 and out.counts["no_level"] == 1 and out.counts["below_min_abs_z"] == 0
+
+
+def test_expert_layout_of_both_designs(tmp_path: Path) -> None:
+    from big5chat.experts.layout import adapter_folders, adapter_name, anti_expert_dir, design_of, expert_dir, fingerprint
+
+    single, per = tmp_path / "single" / "openness", tmp_path / "per" / "openness"
+    single.mkdir(parents=True)
+    (single / "adapter_config.json").write_text("{}")
+    (single / "adapter_model.safetensors").write_bytes(b"s")
+    for lvl in ("high", "low"):
+        (per / lvl).mkdir(parents=True)
+        (per / lvl / "adapter_config.json").write_text("{}")
+        (per / lvl / "adapter_model.safetensors").write_bytes(lvl.encode())
+    assert design_of(single) == "single" and design_of(per) == "per_level"
+    assert expert_dir(single, "high") == expert_dir(single, "low") == anti_expert_dir(single, "high") == single
+    assert expert_dir(per, "high") == per / "high" and anti_expert_dir(per, "high") == per / "low"
+    assert adapter_folders({"openness": single}) == {"openness": single}
+    assert adapter_folders({"openness": per}) == {"openness_high": per / "high", "openness_low": per / "low"}
+    assert adapter_name("openness", "low", "per_level") == "openness_low" and adapter_name("openness", "low", "single") == "openness"
+    before = fingerprint(per)
+    (per / "low" / "adapter_model.safetensors").write_bytes(b"changed")
+    assert fingerprint(per) != before
+
+
+def test_prefixes_come_from_posts_labelled_for_the_trait_half_per_level() -> None:
+    from big5chat.experts.evaluation import choose_prefixes
+
+    rows = [{"message": f"high post number {i} goes on and on", "split": "test", "openness_level": "high"} for i in range(6)]
+    rows += [{"message": f"low post number {i} goes on and on", "split": "test", "openness_level": "low"} for i in range(6)]
+    rows += [{"message": f"unlabelled post {i} for openness here", "split": "test", "openness_level": ""} for i in range(6)]
+    rows += [{"message": f"training high post {i} goes on and on", "split": "train", "openness_level": "high"} for i in range(6)]
+    posts = pd.DataFrame(rows)
+    got = choose_prefixes(posts, "openness", 4, seed=0)
+    assert len(got) == 4 and sum(p.startswith("high post") for p in got) == 2 and sum(p.startswith("low post") for p in got) == 2
+    assert got == choose_prefixes(posts, "openness", 4, seed=0)
+    jobs = completion_jobs({"openness": got[:2], "neuroticism": ["x y"]}, ["openness", "neuroticism"])
+    assert len(jobs) == 2 * 2 + 2 and set(jobs[jobs["trait"] == "neuroticism"]["prefix"]) == {"x y"}

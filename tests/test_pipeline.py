@@ -49,7 +49,7 @@ def test_smoke_pipeline_runs_every_stage_offline(smoke: SimpleNamespace) -> None
     assert smoke.proc.returncode == 0, smoke.proc.stdout[-3000:] + smoke.proc.stderr[-3000:]
     assert not smoke.log.exists(), f"network connections attempted:\n{smoke.log.read_text()}"
     for out in ("data/models/base/model.safetensors", "data/models/encoder/card.json", "data/processed/posts.csv",
-                "reports/figures/prepare_data/z_distributions.png", "dvc.lock", "data/models/classifier/heads.safetensors",
+                "reports/figures/prepare_data/labels.png", "dvc.lock", "data/models/classifier/heads.safetensors",
                 "reports/plots/train_classifier/loss.csv", "data/models/experts/openness/adapter_model.safetensors",
                 "reports/eval_experts/completions.csv", "data/generated/big5chat.csv", "reports/eval_dialogues/baseline.csv",
                 "data/models/sft/adapter_model.safetensors", "data/models/dpo/train_config.json",

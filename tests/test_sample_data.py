@@ -1,4 +1,4 @@
-"""The sample data the project wrote itself: sizes, balance, schemas, and that posts.csv is rebuilt exactly."""
+"""The sample data the project wrote itself: sizes, balance, the corpus rules, honest labels, exact rebuilds."""
 
 from __future__ import annotations
 
@@ -6,32 +6,63 @@ from collections import Counter
 
 from big5chat import paths
 from big5chat.data import loaders
-from big5chat.data.sample_corpus import build_rows, read_authored, write_csv
-from big5chat.traits import TRAITS, Z_COLUMN
+from big5chat.data.authored_rules import HELDOUT_TOPICS, TRAINING_TOPICS, folder_problems, record_problems
+from big5chat.data.sample_corpus import HELDOUT_FILE, POSTS_FILE, build_sample_posts, read_authored
+from big5chat.traits import LEVEL_COLUMN, TRAITS
 
 
 def test_authored_posts_are_balanced_over_the_ten_arms() -> None:
     authored = read_authored(paths.SAMPLE / "authored")
     arms = Counter((r["trait"], r["level"]) for r in authored)
-    assert len(arms) == 10 and min(arms.values()) >= 50, arms
+    assert len(arms) == 10 and min(arms.values()) >= 150, arms
     assert len({r["message"] for r in authored}) == len(authored), "duplicate posts"
-    assert all(len(r["message"].split()) > 5 for r in authored), "posts of <= 5 words are dropped by the expert data"
+    heldout = read_authored(paths.SAMPLE / "heldout")
+    arms = Counter((r["trait"], r["level"]) for r in heldout)
+    assert len(arms) == 10 and min(arms.values()) >= 25, arms
+    assert not {r["message"] for r in heldout} & {r["message"] for r in authored}, "a held-out post is also a training post"
 
 
-def test_posts_csv_is_the_seeded_build_of_the_authored_posts(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    out = tmp_path / "posts.csv"
-    write_csv(build_rows(read_authored(paths.SAMPLE / "authored")), out)
-    assert out.read_text() == (paths.SAMPLE / "posts.csv").read_text(), "run `python -m big5chat build-sample`"
+def test_authored_posts_follow_the_corpus_rules() -> None:
+    problems = folder_problems(paths.SAMPLE / "authored", heldout=False) + folder_problems(paths.SAMPLE / "heldout", heldout=True)
+    assert not problems, "\n".join(problems[:20])
+    assert not set(TRAINING_TOPICS) & set(HELDOUT_TOPICS)
+    for folder, topics in (("authored", TRAINING_TOPICS), ("heldout", HELDOUT_TOPICS)):
+        used = Counter((r["topic"], r["level"]) for r in read_authored(paths.SAMPLE / folder))
+        assert {t for t, _ in used} == set(topics), f"{folder}: every topic is used"
+    lengths = [len(r["message"].split()) for r in read_authored(paths.SAMPLE / "authored")]
+    assert sum(n <= 12 for n in lengths) > 0.2 * len(lengths) and sum(n >= 30 for n in lengths) > 0.2 * len(lengths)
 
 
-def test_z_scores_follow_the_expressed_trait() -> None:
-    authored = {r["message"]: r for r in read_authored(paths.SAMPLE / "authored")}
-    for row in loaders.load_posts(paths.SAMPLE / "posts.csv").rows:
-        arm = authored[row["message"]]
-        z = row[Z_COLUMN[arm["trait"]]]
-        assert (z > 0.5) if arm["level"] == "high" else (z < -0.5)
-        others = [abs(row[Z_COLUMN[t]]) for t in TRAITS if t != arm["trait"]]
-        assert max(others) < 1.5
+def test_the_rules_catch_trait_words_lengths_and_topics() -> None:
+    ok = {"trait": "extraversion", "level": "high", "topic": "friends", "message": "Stayed at the karaoke bar until close again"}
+    assert record_problems(ok, heldout=False) == []
+    assert "forbidden word(s) ['outgoing']" in record_problems(ok | {"message": "I am so outgoing at every party lately"}, heldout=False)[0]
+    assert "forbidden word(s) ['introverted']" in record_problems(ok | {"message": "Introverted me skipped the party tonight"}, heldout=False)[0]
+    assert "3 words" in record_problems(ok | {"message": "party all night"}, heldout=False)[0]
+    assert "not a held-out topic" in record_problems(ok, heldout=True)[0]
+    # A word that merely contains a forbidden one is fine ("calmer" is not, "shyly" is not "shy"...; "kindle" is fine).
+    assert record_problems(ok | {"message": "Read three chapters on my kindle before the party"}, heldout=False) == []
+
+
+def test_sample_csvs_are_the_seeded_build_of_the_authored_posts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    for folder in ("authored", "heldout"):
+        shutil.copytree(paths.SAMPLE / folder, tmp_path / folder)
+    build_sample_posts(tmp_path)
+    for name in (POSTS_FILE, HELDOUT_FILE):
+        assert (tmp_path / name).read_text() == (paths.SAMPLE / name).read_text(), "run `python -m big5chat build-sample`"
+
+
+def test_each_post_is_labelled_only_for_the_trait_it_expresses() -> None:
+    for name, folder in ((POSTS_FILE, "authored"), (HELDOUT_FILE, "heldout")):
+        authored = {r["message"]: r for r in read_authored(paths.SAMPLE / folder)}
+        table = loaders.load_posts(paths.SAMPLE / name)
+        assert len(table) == len(authored)
+        for row in table.rows:
+            arm = authored[row["message"]]
+            assert row[LEVEL_COLUMN[arm["trait"]]] == arm["level"]
+            assert all(row[LEVEL_COLUMN[t]] is None for t in TRAITS if t != arm["trait"]), "an invented label"
 
 
 def test_scenarios_and_benchmarks_are_big_enough() -> None:

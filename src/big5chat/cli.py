@@ -4,7 +4,7 @@
   params [--profile NAME] [--check] [OVERRIDE ...]
                             compose params.yaml from configs/ (as `dvc exp run -S profile=NAME` does)
   validate [--params FILE]  validate a params file and exit (non-zero, naming every bad key, on errors)
-  build-sample              rebuild data/sample/posts.csv from data/sample/authored/
+  build-sample              rebuild data/sample/posts.csv and posts_heldout.csv from data/sample/{authored,heldout}/
   train-sft --config RUN    one SFT run from a run file (what train_sft launches, also under `accelerate launch`)
   train-dpo --config RUN    one DPO run from a run file
   train-expert --config RUN one expert generator's run from a run file (train_experts; full FT under accelerate)
@@ -78,7 +78,14 @@ def _cmd_build_sample(args: argparse.Namespace) -> int:
     from big5chat import paths
     from big5chat.data.sample_corpus import build_sample_posts
 
-    print(f"wrote {paths.relative(build_sample_posts())}")
+    from big5chat.data.tables import DataError
+
+    try:
+        written = build_sample_posts()
+    except DataError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print("wrote " + ", ".join(paths.relative(p) for p in written))
     return 0
 
 
@@ -142,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--params", type=Path, default=None)
     p.add_argument("--params-only", action="store_true", help="skip loading the local input files")
     p.set_defaults(func=_cmd_validate)
-    p = sub.add_parser("build-sample", help="rebuild data/sample/posts.csv")
+    p = sub.add_parser("build-sample", help="rebuild data/sample/posts.csv and posts_heldout.csv")
     p.set_defaults(func=_cmd_build_sample)
     p = sub.add_parser("sweep-figure", help="a metric against a param across DVC experiments")
     p.add_argument("param")

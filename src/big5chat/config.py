@@ -117,8 +117,10 @@ class DataSource:
 
 @dataclass
 class DataConfig:
-    posts: DataSource
+    posts: DataSource  # z-scores (PsychGenerator) or levels per trait; an empty cell = not labelled for that trait
     scenarios: DataSource
+    # Posts the classifier never trains on, on topics the training posts do not use: its honest held-out accuracy.
+    heldout_posts: Optional[DataSource] = None
     instruments_dir: ExistingDir = "data/instruments"
     benchmarks: dict[str, DataSource] = field(default_factory=dict)
 
@@ -166,15 +168,25 @@ class TrainClassifierConfig:
     weight_decay: Annotated[float, Range(0.0)] = 0.01
     warmup_ratio: Annotated[float, Range(0.0, 1.0)] = 0.1
     val_size: Probability = 0.1
-    strong_abs_z: Annotated[float, Range(0.0)] = 0.5  # also report accuracy on posts with |z| >= this
+    strong_abs_z: Annotated[float, Range(0.0)] = 0.5  # also report accuracy on posts with |z| >= this (z-labelled corpora)
     compare_author_split: bool = True  # when posts carry author_id, also train and report a by-author split
+    # A text longer than max_length tokens: scored on its first max_length tokens, or as the mean over all its chunks.
+    long_texts: Literal["chunks", "truncate"] = "chunks"
+    # A real level-labelled corpus the judge is also scored on when the file exists (e.g. in ../shared); never trained on.
+    reference_posts: Optional[str] = None
     seed: int = 42
 
 
 @dataclass
 class TrainExpertsConfig:
-    """One generator per trait, SFT'd in the study's "complete the sentence" format (PAPER.md 2.2)."""
+    """One generator per trait, SFT'd in the study's "complete the sentence" format (PAPER.md 2.2).
 
+    design: ``single`` is the study's, one expert per trait with the level as a word in its instruction;
+    ``per_level`` trains one adapter per trait x level on that level's posts only (DExperts' expert and
+    anti-expert), which carries the level where a small model ignores the word.
+    """
+
+    design: Literal["per_level", "single"] = "per_level"
     method: Literal["lora", "full"] = "lora"
     lora: LoraParams = field(default_factory=LoraParams)
     learning_rate: Annotated[float, Range(0.0, lo_strict=True)] = 3e-4
@@ -184,7 +196,7 @@ class TrainExpertsConfig:
     max_length: PositiveInt = 128
     scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
     warmup_steps: NonNegativeInt = 2
-    min_abs_z: Annotated[float, Range(0.0)] = 0.0  # keep posts whose trait |z| is at least this (0 = all)
+    min_abs_z: Annotated[float, Range(0.0)] = 0.0  # keep posts whose trait |z| is at least this (0 = all; z-labelled corpora)
     max_records: Optional[PositiveInt] = None  # per trait, balanced high/low, seeded (None = all)
     bf16: bool = False  # bf16 autocast (on CPUs that support it, 1.6-1.9x faster here)
     seed: int = 42
@@ -456,3 +468,27 @@ def stage_config(**sections: Any) -> dict[str, Any]:
     if problems:
         raise ConfigError(problems, source="notebook parameters")
     return out
+
+
+def stage_value(dotted: str, received: Any) -> Any:
+    """One declared key below a section (e.g. ``data.heldout_posts``), typed and validated like the whole section.
+
+    ``received`` is what papermill passed for the section (``{'heldout_posts': {...}}``), or None in a notebook
+    opened by hand, when the value is read from params.yaml.
+    """
+    from typing import get_type_hints
+
+    section, *rest = dotted.split(".")
+    if section not in SECTIONS or not rest:
+        raise ConfigError([f"{dotted}: not a key below a params.yaml section"], source="notebook parameters")
+    value = received if received is not None else (read_yaml(paths.PARAMS_FILE) or {}).get(section)
+    kind: Any = SECTIONS[section]
+    for part in rest:
+        if not isinstance(value, dict) or part not in value:
+            raise ConfigError([f"{dotted}: missing"], source="notebook parameters")
+        value, kind = value[part], get_type_hints(kind)[part]
+    holder = dataclass(type("_value", (), {"__annotations__": {"value": kind}}))
+    try:
+        return build(holder, {"value": value}, root=paths.ROOT).value
+    except ConfigError as exc:
+        raise ConfigError([p.replace("value", dotted, 1) for p in exc.problems], source="notebook parameters") from None

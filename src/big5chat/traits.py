@@ -13,6 +13,11 @@ LEVELS: tuple[str, ...] = get_args(Level)
 LETTER = {t: t[0].upper() for t in TRAITS}
 FROM_LETTER = {v: k for k, v in LETTER.items()}
 Z_COLUMN = {t: f"{t[:3]}_z" for t in TRAITS}  # ope_z, con_z, ext_z, agr_z, neu_z
+# Level-labelled corpora: the project's own columns (high / median / low) and PsychGenerator's level files
+# (0 / 1 / 2 = low / median / high).
+LEVEL_COLUMN = {t: f"{t[:3]}_level" for t in TRAITS}  # ope_level, ...
+LEVEL_LABEL_COLUMN = {t: f"{t[:3]}_z_label" for t in TRAITS}  # ope_z_label, ... (PsychGenerator)
+CORPUS_LEVELS = ("low", "median", "high")  # PsychGenerator's 0, 1, 2
 TITLE = {t: t.capitalize() for t in TRAITS}
 
 
@@ -37,3 +42,13 @@ def normalize_level(value: str) -> str:
 
 def opposite(level: str) -> str:
     return "low" if normalize_level(level) == "high" else "high"
+
+
+def normalize_corpus_level(value: object) -> str:
+    """A corpus label: 'high' / 'median' / 'low' (any case) or PsychGenerator's 0 / 1 / 2 -> 'low' / 'median' / 'high'."""
+    v = str(value).strip().lower()
+    if v in CORPUS_LEVELS:
+        return v
+    if v in ("0", "1", "2", "0.0", "1.0", "2.0"):
+        return CORPUS_LEVELS[int(float(v))]
+    raise ValueError(f"unknown level {value!r} (expected high, median or low, or 0/1/2 = low/median/high; empty = unlabelled)")

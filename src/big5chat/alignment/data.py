@@ -4,7 +4,9 @@ SFT: the trait instruction ``You are a helpful assistant with the following Big 
 {Trait} - {level}`` in the user turn (the study's Alpaca records: instruction, newline, turn 0) or as the system
 turn, turn 0 as the user message, the reply as the assistant turn; text in ``*...*`` or ``(...)`` stripped.
 DPO: for each scenario and trait, one pair per target level: chosen = that level's reply, rejected = the
-opposite level's reply, same prompt as SFT. Rows that cannot be used are counted, never silently dropped.
+opposite level's reply, same prompt as SFT. A group whose high and low replies are the same words (identical, or
+differing only in whitespace and punctuation) teaches nothing and is dropped before any subsampling. Rows that
+cannot be used are counted, never silently dropped.
 The train/eval split keeps each scenario on one side (seeded), so a scenario's other replies never leak.
 """
 
@@ -23,6 +25,12 @@ from big5chat.traits import opposite
 Placement = Literal["user", "system"]
 _ACTIONS = re.compile(r"\*[^*\n]*\*|\([^()\n]*\)")
 _SPACES = re.compile(r"[ \t]{2,}")
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def same_words(a: str, b: str) -> bool:
+    """Whether two replies differ at most in whitespace and punctuation."""
+    return _NOT_WORD.sub("", a) == _NOT_WORD.sub("", b)
 
 
 def strip_actions(text: str) -> tuple[str, int]:
@@ -93,7 +101,7 @@ def dpo_pairs(dialogues: pd.DataFrame, *, placement: Placement = "user", val_siz
         if not replies["high"] or not replies["low"]:
             counts["empty_reply"] += 1
             continue
-        if replies["high"] == replies["low"]:
+        if same_words(replies["high"], replies["low"]):
             counts["duplicate_replies"] += 1
             continue
         for level in ("high", "low"):

@@ -31,14 +31,34 @@ def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def binary_auc(pred: np.ndarray, target: np.ndarray, threshold: float = 0.5) -> float:
+    """ROC AUC of the prediction for the target's side of the threshold (NaN targets skipped; NaN with one class)."""
+    from sklearn.metrics import roc_auc_score
+
+    pred, target = np.asarray(pred, float), np.asarray(target, float)
+    keep = ~np.isnan(target)
+    y = target[keep] > threshold
+    if y.all() or not y.any():
+        return float("nan")
+    return float(roc_auc_score(y, pred[keep]))
+
+
+def mean_of(per_trait: dict[str, dict[str, float]], key: str) -> float:
+    """The mean of one metric over the traits that have it (NaN when none has)."""
+    values = [v[key] for v in per_trait.values() if v.get(key) is not None and not np.isnan(v[key])]
+    return round(float(np.mean(values)), 4) if values else float("nan")
+
+
 def trait_metrics(pred: np.ndarray, target: np.ndarray, traits: list[str] | tuple[str, ...]) -> dict[str, dict[str, float]]:
-    """Per trait: accuracy at 0.5, MAE and Pearson r (columns of pred/target in ``traits`` order)."""
+    """Per trait, over the rows labelled for it: accuracy at 0.5, ROC AUC, MAE, Pearson r and n (columns of
+    pred/target in ``traits`` order)."""
     out: dict[str, dict[str, float]] = {}
     for j, t in enumerate(traits):
         p, y = pred[:, j], target[:, j]
         keep = ~np.isnan(y)
         out[t] = {
             "accuracy": round(binary_accuracy(p, y), 4),
+            "auc": round(binary_auc(p, y), 4),
             "mae": round(float(np.mean(np.abs(p[keep] - y[keep]))), 4) if keep.any() else float("nan"),
             "pearson_r": round(pearson_r(p, y), 4),
             "n": int(keep.sum()),

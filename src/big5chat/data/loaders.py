@@ -11,9 +11,40 @@ from big5chat.data import schemas
 from big5chat.data.tables import DataError, Table, load_table, read_records, validate_records
 
 
+def posts_label_layout(columns: list[str], name: str) -> tuple[str, dict[str, str]]:
+    """('z' | 'level', {trait: column}) of a posts file from its column names; an error names what is missing."""
+    for kind, cols in schemas.POST_LABEL_LAYOUTS:
+        present = [c for c in cols.values() if c in columns]
+        if present:
+            missing = [c for c in cols.values() if c not in columns]
+            if missing:
+                raise DataError(name, f"missing column(s) {', '.join(missing)} (needed for trait-labelled posts; header: {', '.join(columns)})")
+            return kind, cols
+    wanted = " or ".join(", ".join(cols.values()) for _, cols in schemas.POST_LABEL_LAYOUTS)
+    raise DataError(name, f"no trait label columns: needs z-scores or levels ({wanted}); header: {', '.join(columns)}")
+
+
 def load_posts(source: Any, *, limit: int | None = None) -> Table:
-    """Trait-labelled posts in the PsychGenerator schema."""
-    return load_table(source, schemas.POSTS, limit=limit)
+    """Trait-labelled posts: z-scores (the PsychGenerator schema) or levels, each trait possibly unlabelled.
+
+    Rows come back with canonical columns: ``message_id`` (``row_000001``... when the file has none), ``message``,
+    and either the z columns (``ope_z``...: float or None) or the level columns (``ope_level``...: 'high', 'median',
+    'low' or None), whichever the file carries; ``Table.schema`` names which.
+    """
+    name, header, records = read_records(source)
+    records = list(records)
+    columns = header if header is not None else (list(records[0][2]) if records else [])
+    kind, label_columns = posts_label_layout(columns, name)
+    with_id = "message_id" in columns
+    table = validate_records(name, header, records, schemas.posts_schema(kind, label_columns, with_id=with_id), limit=limit)
+    canonical = schemas.POST_LABEL_LAYOUTS[0][1] if kind == "z" else schemas.POST_LABEL_LAYOUTS[1][1]
+    rows = []
+    for i, row in enumerate(table.rows, start=1):
+        out = {"message_id": row["message_id"] if with_id else f"row_{i:06d}", "message": row["message"]}
+        out.update({canonical[t]: row[c] for t, c in label_columns.items()})
+        out.update({k: v for k, v in row.items() if k not in out and k not in label_columns.values()})
+        rows.append(out)
+    return Table(table.source, table.schema, rows, [c for c in table.extra_columns if c not in ("message_id",)])
 
 
 def load_scenarios(source: Any) -> Table:

@@ -1,6 +1,8 @@
 """The upstream schemas the study's data come in, as validated table schemas.
 
-- posts: PsychGenerator (`message_id, message, ope_z, con_z, ext_z, agr_z, neu_z`), optional `author_id`;
+- posts: PsychGenerator (`message_id, message, ope_z, con_z, ext_z, agr_z, neu_z`), optional `author_id`; or the
+  same posts with trait levels instead of z-scores (`ope_level`... high/median/low, or PsychGenerator's level files'
+  `ope_z_label`... 0/1/2 = low/median/high). An empty cell is a trait the post is not labelled for;
 - scenarios: SODA (`allenai/soda`);
 - dialogues: the official BIG5-CHAT CSV (`wenkai-li/big5_chat`);
 - instruments: the project's BFI-44 and IPIP-NEO-120 item files;
@@ -12,20 +14,36 @@ from __future__ import annotations
 from typing import Any
 
 from big5chat.data.tables import Column, Schema
-from big5chat.traits import Z_COLUMN, normalize_level, normalize_trait
+from big5chat.traits import LEVEL_COLUMN, LEVEL_LABEL_COLUMN, Z_COLUMN, normalize_corpus_level, normalize_level, normalize_trait
 
 DOMAINS = ("O", "C", "E", "A", "N")
 
 
-def _z_columns() -> tuple[Column, ...]:
-    return tuple(Column(z, "float") for z in Z_COLUMN.values())
+def _posts_schema(label_columns: tuple[Column, ...], what: str, *, with_id: bool) -> Schema:
+    id_column = (Column("message_id", "str"),) if with_id else ()
+    return Schema(
+        f"trait-labelled posts ({what})",
+        (*id_column, Column("message", "text"), *label_columns, Column("author_id", "str", required=False, nonempty=False)),
+        key=("message_id",) if with_id else (),
+    )
 
 
-POSTS = Schema(
-    "trait-labelled posts (PsychGenerator schema)",
-    (Column("message_id", "str"), Column("message", "text"), *_z_columns(), Column("author_id", "str", required=False, nonempty=False)),
-    key=("message_id",),
-)
+def posts_schema(label_kind: str, label_columns: dict[str, str], *, with_id: bool = True) -> Schema:
+    """The posts schema for z-scores (``label_kind='z'``) or levels; ``label_columns`` maps trait -> column name.
+
+    Every label column may be empty: a post is labelled only for the traits its source labelled.
+    """
+    if label_kind == "z":
+        cols = tuple(Column(c, "float", nonempty=False) for c in label_columns.values())
+        return _posts_schema(cols, "PsychGenerator schema, z-scores", with_id=with_id)
+    cols = tuple(Column(c, "any", nonempty=False, normalize=normalize_corpus_level) for c in label_columns.values())
+    return _posts_schema(cols, "levels high/median/low or 0/1/2", with_id=with_id)
+
+
+POSTS = posts_schema("z", Z_COLUMN)
+POSTS_LEVELS = posts_schema("level", LEVEL_COLUMN)
+# Where a posts file can carry its labels, in the order they are looked for.
+POST_LABEL_LAYOUTS: tuple[tuple[str, dict[str, str]], ...] = (("z", Z_COLUMN), ("level", LEVEL_COLUMN), ("level", LEVEL_LABEL_COLUMN))
 
 SCENARIOS = Schema(
     "SODA scenarios",

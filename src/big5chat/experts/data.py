@@ -2,8 +2,8 @@
 
 instruction ``Help me complete the sentence with certain Big Five Personality: {Trait} - {level}``, input = the
 first 5 whitespace-separated words of the post, output = the rest. Posts of 5 words or fewer are dropped and
-counted, as are posts without a level (the tercile middle), posts below ``min_abs_z`` and the ones a
-``max_records`` subsample leaves out.
+counted, as are posts without a level for the trait (unlabelled, or the tercile/median middle), posts below
+``min_abs_z`` (z-labelled corpora only) and the ones a ``max_records`` subsample leaves out.
 """
 
 from __future__ import annotations
@@ -23,6 +23,14 @@ PREFIX_WORDS = 5
 class ExpertRecords:
     records: list[dict[str, Any]]
     counts: dict[str, int] = field(default_factory=dict)
+
+
+def _abs_z(row: Any, trait: str) -> float:
+    """|z| of a z-labelled post; infinity for a level-labelled corpus (no z to filter on)."""
+    try:
+        return abs(float(getattr(row, Z_COLUMN[trait])))
+    except (AttributeError, TypeError, ValueError):
+        return float("inf")
 
 
 def split_post(message: str, n_words: int = PREFIX_WORDS) -> tuple[str, str] | None:
@@ -61,7 +69,7 @@ def build_expert_records(
         if level not in ("high", "low"):
             counts["no_level"] += 1
             continue
-        if abs(float(getattr(row, Z_COLUMN[trait]))) < min_abs_z:
+        if min_abs_z > 0 and _abs_z(row, trait) < min_abs_z:
             counts["below_min_abs_z"] += 1
             continue
         parts = split_post(row.message)

@@ -7,12 +7,30 @@ import pandas as pd
 from big5chat.prompts import alpaca_query, expert_instruction
 
 
-def completion_jobs(prefixes: list[str], traits: list[str]) -> pd.DataFrame:
-    """One row per (trait, level, prefix), with the chat the expert and the baseline both receive."""
+def choose_prefixes(posts: pd.DataFrame, trait: str, n: int, seed: int, split: str = "test") -> list[str]:
+    """First-5-word prefixes of ``n`` posts of ``split`` labelled for ``trait``, half high and half low (seeded),
+    so that the prefixes themselves lean to neither level."""
+    from big5chat.experts.data import split_post
+
+    rows = posts[(posts["split"] == split) & posts["message"].map(lambda m: split_post(m) is not None)]
+    out: list[str] = []
+    for k, level in enumerate(("high", "low")):
+        pool = rows[rows[f"{trait}_level"] == level]
+        want = (n + 1) // 2 if k == 0 else n // 2
+        picked = pool.sample(n=min(want, len(pool)), random_state=seed)
+        out += [split_post(m)[0] for m in picked["message"]]  # type: ignore[index]
+    return out
+
+
+def completion_jobs(prefixes: list[str] | dict[str, list[str]], traits: list[str]) -> pd.DataFrame:
+    """One row per (trait, level, prefix), with the chat the expert and the baseline both receive.
+
+    ``prefixes`` is one list for every trait, or {trait: its own prefixes} (posts labelled for that trait).
+    """
     rows = []
     for t in traits:
         for level in ("high", "low"):
-            for p in prefixes:
+            for p in prefixes[t] if isinstance(prefixes, dict) else prefixes:
                 rows.append({"trait": t, "level": level, "prefix": p,
                              "conversation": [{"role": "user", "content": alpaca_query(expert_instruction(t, level), p)}]})  # fmt: skip
     return pd.DataFrame(rows)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from big5chat.experts.layout import adapter_folders, adapter_name, anti_expert_dir, design_of, expert_dir
 from big5chat.generation.dialogue_prompts import Scenario, postprocess, turn0_prompt, turn1_prompt
 from big5chat.prompts import expert_instruction, trait_system_prompt
 from big5chat.traits import opposite
@@ -76,6 +77,19 @@ def turn1_jobs(scenarios: list[dict[str, Any]], traits: list[str], levels: tuple
     return [Job(int(s["original_index"]), t, lvl) for t in traits for s in scenarios for lvl in levels]
 
 
+def turn1_groups(jobs: list[Job], expert_dirs: dict[str, Path]) -> list[list[Job]]:
+    """Turn-1 jobs grouped so that a batch loads its experts once: by trait, and by level too when the trait has
+    one expert per level (``experts.layout``)."""
+    groups = []
+    for trait, folder in expert_dirs.items():
+        mine = [j for j in jobs if j.trait == trait]
+        if design_of(folder) == "per_level":
+            groups += [[j for j in mine if j.level == lvl] for lvl in ("high", "low")]
+        else:
+            groups.append(mine)
+    return [g for g in groups if g]
+
+
 def run_jobs(
     jobs: list[Job],
     done: dict[str, dict[str, Any]],
@@ -131,9 +145,11 @@ def official_rows(scenarios: list[dict[str, Any]], traits: list[str], done: dict
 class DialogueGenerator:
     """Turn-0 and turn-1 generation over batches of jobs, with experts loaded one trait at a time.
 
-    ``expert_dirs`` maps a trait to its expert (a LoRA adapter folder or a full model folder). With
-    ``mixed_adapters`` the adapters are loaded into one PEFT model and rows run as mixed-adapter batches;
-    otherwise each trait's adapter is merged into its own copy of the base model when that trait's jobs start.
+    ``expert_dirs`` maps a trait to its experts' folder (``experts.layout``: one expert, a LoRA adapter or a full
+    model, or one per level). With ``mixed_adapters`` the adapters are loaded into one PEFT model and rows run as
+    mixed-adapter batches; otherwise each expert adapter is merged into its own copy of the base model when its
+    trait's jobs start. With one expert per level a batch must hold one level: its expert writes that level and
+    the opposite level's expert is the anti-expert.
     """
 
     def __init__(self, base_dir: Path, expert_dirs: dict[str, Path], scenarios: list[dict[str, Any]], *, dtype: str,
@@ -153,7 +169,8 @@ class DialogueGenerator:
         self.steering, self.sampling, self.seed = steering, sampling, seed
         self.max_new_tokens, self.turn0_max_new_tokens = max_new_tokens, turn0_max_new_tokens
         self.mixed = mixed_adapters
-        self._expert: tuple[str, Any] | None = None
+        self._experts: dict[Path, Any] = {}
+        self._experts_trait: str | None = None
         self._peft: Any = None
         self.generated_tokens = 0
         self.turn0: dict[int, str] = {}
@@ -186,24 +203,34 @@ class DialogueGenerator:
             ids.add(eot)
         return sorted(i for i in ids if i is not None)
 
-    def _expert_model(self, trait: str) -> Any:
-        if self.mixed:
-            if self._peft is None:
-                from big5chat.models.adapters import load_adapters
+    def _expert_model(self, trait: str, folder: Path) -> Any:
+        """The merged expert in ``folder``, kept while ``trait``'s jobs run (its expert and anti-expert)."""
+        if self._experts_trait != trait:
+            self._experts.clear()  # free the previous trait's copies first
+            self._experts_trait = trait
+        if folder not in self._experts:
+            self._experts[folder] = load_expert(self.expert_base_dir, folder, self.dtype)
+        return self._experts[folder]
 
-                self._peft = load_adapters(self.base, self.expert_dirs)
-            return self._peft
-        if self._expert is None or self._expert[0] != trait:
-            self._expert = None  # free the previous copy first
-            self._expert = (trait, load_expert(self.expert_base_dir, self.expert_dirs[trait], self.dtype))
-        return self._expert[1]
+    def _peft_model(self) -> Any:
+        if self._peft is None:
+            from big5chat.models.adapters import load_adapters
+
+            self._peft = load_adapters(self.base, adapter_folders(self.expert_dirs))
+        return self._peft
 
     def turn1_batch(self, batch: list[Job]) -> list[str]:
         from big5chat.generation.dexperts import generate
 
-        traits = {j.trait for j in batch}
-        if len(traits) != 1 and not self.mixed:
-            raise ValueError("a batch of merged experts must hold one trait")
+        traits, levels = {j.trait for j in batch}, {j.level for j in batch}
+        if len(traits) != 1:
+            raise ValueError("a turn-1 batch must hold one trait (its experts are loaded once)")
+        (trait,) = traits
+        trait_dir = Path(self.expert_dirs[trait])
+        design = design_of(trait_dir)
+        if design == "per_level" and len(levels) != 1:
+            raise ValueError("with one expert per level a turn-1 batch must hold one level")
+        level = next(iter(levels))
         base_prompts = [self._render(base_prompt(j, scenario_of(self.scenarios[j.original_index]), self.turn0[j.original_index])) for j in batch]
         expert_prompts = [self._render(expert_prompt(j)) for j in batch]
         needs_anti = self.steering.rule == "dexperts"
@@ -211,15 +238,14 @@ class DialogueGenerator:
         kw = dict(steering=self.steering, sampling=self.sampling, max_new_tokens=self.max_new_tokens,
                   seed=self._batch_seed(batch), eos_token_ids=self.eos_ids)  # fmt: skip
         if self.mixed:
-            if len(traits) != 1:
-                raise ValueError("mixed-adapter batches here hold one trait (one expert adapter name per stream)")
-            (trait,) = traits
-            model = self._expert_model(trait)
+            model = self._peft_model()
+            names = (adapter_name(trait, level, design), adapter_name(trait, opposite(level), design) if needs_anti else None)
             rows = generate(self.tok, (model, base_prompts), (model, expert_prompts), (model, anti_prompts) if needs_anti else None,
-                            adapters=(trait, trait if needs_anti else None), **kw)  # fmt: skip
+                            adapters=names, **kw)  # fmt: skip
         else:
-            expert = self._expert_model(next(iter(traits)))
-            rows = generate(self.tok, (self.base, base_prompts), (expert, expert_prompts), (expert, anti_prompts) if needs_anti else None, **kw)
+            expert = self._expert_model(trait, expert_dir(trait_dir, level))
+            anti = self._expert_model(trait, anti_expert_dir(trait_dir, level)) if needs_anti else None
+            rows = generate(self.tok, (self.base, base_prompts), (expert, expert_prompts), (anti, anti_prompts) if needs_anti else None, **kw)
         return self._decode(rows)
 
 

@@ -107,26 +107,28 @@ def classifier_and_experts(classifier: dict[str, Any], experts: dict[str, Any]) 
 
     theme()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
-    tr = classifier["test"]["traits"]
-    traits = list(tr)
-    xs = np.arange(len(traits))
-    a1.bar(xs - 0.2, [tr[t]["accuracy"] for t in traits], 0.4, label="all test posts")
-    a1.bar(xs + 0.2, [tr[t].get("accuracy_strong", np.nan) for t in traits], 0.4, label="|z| >= 0.5")
+    traits = list(classifier["test"]["traits"])
+    sets = {"test posts": classifier["test"]["traits"]}
+    names = {"heldout": "out-of-topic held-out", "reference": "real reference posts"}
+    sets |= {names[k]: classifier[k]["traits"] for k in names if k in classifier}
+    xs, width = np.arange(len(traits)), 0.8 / len(sets)
+    for k, (name, tr) in enumerate(sets.items()):
+        a1.bar(xs + (k - (len(sets) - 1) / 2) * width, [tr[t]["accuracy"] for t in traits], width, label=name)
     a1.axhline(PAPER["classifier_accuracy"], color="k", ls="--", lw=1, label="paper: 93.8%")
     a1.axhline(0.5, color="0.6", ls=":", lw=1)
-    a1.set_xticks(xs, [t[:5] for t in traits])
+    a1.set_xticks(xs, [t.capitalize() for t in traits], fontsize=7)
     a1.set_ylim(0, 1)
     a1.set_title("Trait classifier: test accuracy at 0.5")
     a1.legend(fontsize=7, loc="lower right")
     acc = experts["accuracy"]
-    names = [t for t in acc if t != "overall"] + ["overall"]
+    names = [t for t in acc if t != "overall"] + ["overall"]  # type: ignore[assignment]
     xs = np.arange(len(names))
     a2.bar(xs - 0.27, [acc[t]["expert"] for t in names], 0.27, label="expert")
     a2.bar(xs, [acc[t]["prompting"] for t in names], 0.27, label="prompting")
     a2.bar(xs + 0.27, [acc[t].get("real_posts") or np.nan for t in names], 0.27, label="real posts")
     a2.axhline(PAPER["expert"], color="C0", ls="--", lw=1, label="paper expert 80.4%")
     a2.axhline(PAPER["prompting"], color="C1", ls="--", lw=1, label="paper prompting 59.2%")
-    a2.set_xticks(xs, [t[:5] for t in names])
+    a2.set_xticks(xs, [t.capitalize() for t in names], fontsize=7)
     a2.set_ylim(0, 1)
     a2.set_title("Expert generators vs prompting")
     a2.legend(fontsize=6, ncol=2, loc="lower right")

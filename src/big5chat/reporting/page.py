@@ -97,6 +97,19 @@ def build(figures: list[Path], params: dict[str, Any]) -> str:
     if pd_:
         lines.append(f"| posts | {pd_['posts']['used']} used ({pd_['posts']['test']} in test), split {params.get('prepare_data', {}).get('split_method')} |")
         lines.append(f"| scenarios | {pd_['scenarios']['sampled']} sampled of {pd_['scenarios']['available']} |")
+    tc = m.get("train_classifier") or {}
+    if tc:
+        judged = [f"test {tc['test']['mean_accuracy']:.1%} (AUC {tc['test']['mean_auc']:.2f}, {tc['test']['n_test']} posts)"]
+        for key, name in (("heldout", "out-of-topic held-out"), ("reference", "real reference posts")):
+            if key in tc:
+                judged.append(f"{name} {tc[key]['mean_accuracy']:.1%} (AUC {tc[key]['mean_auc']:.2f}, {tc[key]['n']} posts)")
+        lines.append(f"| trait judge (mean accuracy over traits, {tc.get('labels', 'z')} labels) | {'; '.join(judged)} |")
+    ev = m.get("eval_experts") or {}
+    if ev.get("design"):
+        designs = sorted(set(ev["design"].values()))
+        what = {"per_level": "one adapter per trait x level (DExperts' expert and anti-expert)",
+                "single": "one expert per trait, the level a word in its instruction (the study's design)"}  # fmt: skip
+        lines.append(f"| expert generators | {'; '.join(what.get(d, d) for d in designs)} |")
     gd = m.get("generate_dialogues") or {}
     if gd:
         lines.append(f"| dialogue dataset | {gd['rows']} replies from {gd['scenarios']} scenarios ({gd['source']}) |")
