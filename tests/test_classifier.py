@@ -68,6 +68,24 @@ def test_two_training_steps_log_a_loss_and_change_the_weights(tiny_models: dict[
     assert meta["pooling"] == "mean" and model.traits == TRAITS
 
 
+def test_length_grouped_batches_are_seeded_and_hold_similar_lengths(tiny_models: dict[str, Path]) -> None:
+    texts = [" ".join(["word"] * n) for n in (1, 30, 2, 29, 3, 28, 4, 27)]
+    data = Examples(texts, np.full((8, 5), 0.5))
+    runs = []
+    for _ in range(2):
+        logged: list[dict] = []
+        train(tiny_models["encoder"], data, None, traits=TRAITS, pooling="mean", dropout=0.0, max_length=40, batch_size=4, epochs=1,
+              learning_rate=1e-3, weight_decay=0.0, warmup_ratio=0.0, seed=3, on_step=logged.append, group_by_length=True)  # fmt: skip
+        runs.append([r["loss"] for r in logged])
+    assert runs[0] == runs[1] and len(runs[0]) == 2
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    lengths = np.random.default_rng(0).permutation(np.arange(1, 65)).tolist()
+    order = list(LengthGroupedSampler(4, lengths=lengths, generator=torch.Generator().manual_seed(3)))
+    spread = np.mean([np.ptp([lengths[i] for i in order[k : k + 4]]) for k in range(0, 64, 4)])
+    assert sorted(order) == list(range(64)) and spread < 20, spread  # random batches of 4 from 1..64: about 38
+
+
 @pytest.mark.slow
 @pytest.mark.shared
 def test_chunked_scoring_equals_truncation_on_short_texts_and_averages_long_ones(tiny_models: dict[str, Path], tmp_path: Path) -> None:

@@ -113,6 +113,40 @@ def test_generator_end_to_end_on_tiny_models(tiny_models: dict[str, Path], tmp_p
             assert {k: v["text"] for k, v in done.items()} == separate
 
 
+def test_generator_with_one_expert_per_level(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """per_level experts: each level written by its own adapter, the other level's adapter as the anti-expert;
+    merged copies and one mixed-adapter PEFT model give the same text, for both combination rules."""
+    from peft import LoraConfig, get_peft_model
+
+    from big5chat.generation.dexperts import Sampling, Steering
+    from big5chat.models.loading import load_causal_lm
+
+    trait_dir = tmp_path / "experts" / "openness"
+    for k, lvl in enumerate(("high", "low")):
+        import torch
+
+        torch.manual_seed(k)
+        get_peft_model(load_causal_lm(tiny_models["base"]), LoraConfig(r=2, target_modules="all-linear", init_lora_weights=False)).save_pretrained(str(trait_dir / lvl))
+    jobs = dlg.turn1_jobs(SCEN, ["openness"])
+    groups = dlg.turn1_groups(jobs, {"openness": trait_dir})
+    assert [{j.level for j in g} for g in groups] == [{"high"}, {"low"}]
+    texts = {}
+    for rule in ("study", "dexperts"):
+        for mixed in (False, True):
+            gen = dlg.DialogueGenerator(tiny_models["base"], {"openness": trait_dir}, SCEN, dtype="float32", steering=Steering(rule, alpha=2.0, warmup=0),
+                                        sampling=Sampling(), max_new_tokens=5, turn0_max_new_tokens=4, seed=0, mixed_adapters=mixed)  # fmt: skip
+            ckpt = dlg.Checkpoint(tmp_path / f"{rule}{mixed}.jsonl")
+            done = dlg.run_jobs([dlg.Job(s["original_index"]) for s in SCEN], {}, 2, gen.turn0_batch, ckpt)
+            gen.turn0 = {s["original_index"]: done[dlg.Job(s["original_index"]).key]["text"] for s in SCEN}
+            with pytest.raises(ValueError, match="one level"):
+                gen.turn1_batch([j for j in jobs if j.original_index == SCEN[0]["original_index"]])
+            for g in groups:
+                done = dlg.run_jobs(g, done, 2, gen.turn1_batch, ckpt)
+            texts[rule, mixed] = {k: v["raw"] for k, v in done.items()}
+        assert texts[rule, False] == texts[rule, True]
+    assert texts["study", False] != texts["dexperts", False]
+
+
 def test_sweep_rows_from_exp_show_json() -> None:
     from big5chat.reporting.sweeps import collect
 

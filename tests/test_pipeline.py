@@ -50,14 +50,14 @@ def test_smoke_pipeline_runs_every_stage_offline(smoke: SimpleNamespace) -> None
     assert not smoke.log.exists(), f"network connections attempted:\n{smoke.log.read_text()}"
     for out in ("data/models/base/model.safetensors", "data/models/encoder/card.json", "data/processed/posts.csv",
                 "reports/figures/prepare_data/labels.png", "dvc.lock", "data/models/classifier/heads.safetensors",
-                "reports/plots/train_classifier/loss.csv", "data/models/experts/openness/adapter_model.safetensors",
+                "reports/plots/train_classifier/loss.csv", "data/models/experts/openness/high/adapter_model.safetensors",
                 "reports/eval_experts/completions.csv", "data/generated/big5chat.csv", "reports/eval_dialogues/baseline.csv",
                 "data/models/sft/adapter_model.safetensors", "data/models/dpo/train_config.json",
                 "reports/assess_personality/scores.csv", "reports/evaluate_reasoning/results.csv",
                 "reports/figures/paper/05_questionnaire_summary.pdf", "reports/README.md"):  # fmt: skip
         assert (p / out).is_file(), out
     ev = json.loads((p / "reports/metrics/eval_experts.json").read_text())
-    assert ev["n_completions"] == 2 * 5 * ev["n_prefixes"]
+    assert ev["n_completions"] == 2 * sum(ev["n_prefixes"].values()) and set(ev["design"].values()) == {"per_level"}
     assert json.loads((p / "reports/metrics/generate_dialogues.json").read_text())["rows"] == 2 * 5 * 2
     assert "## The paper's findings, checked" in (p / "reports/README.md").read_text()
     print(f"smoke pipeline: {smoke.seconds:.0f} s")
@@ -204,3 +204,26 @@ def test_the_network_block_catches_a_connection(tmp_path: Path) -> None:
     proc = run(["python", "-c", code], tmp_path, env=_blocked_env(log))
     assert "blocked by the big5chat test" in proc.stdout
     assert "93.184.216.34" in log.read_text()
+
+
+@pytest.mark.slow
+def test_train_classifier_stage_on_a_real_level_labelled_corpus(shared_data: Path, tmp_path: Path) -> None:
+    """The stage, not only train(): PsychGenerator's 0/1/2 level file as data.posts (median rows left out per trait)."""
+    import pandas as pd
+
+    level_file = shared_data / "psychgenerator_samples" / "posts_5trait_zlevels_998.csv"
+    p = copy_project(tmp_path / "project")
+    _compose(p, "smoke", f"data.posts.path={level_file}")
+    proc = run(["dvc", "repro", "train_classifier"], p)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    manifest = json.loads((p / "data/processed/manifest.json").read_text())
+    raw = pd.read_csv(level_file)
+    for trait in ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"):
+        col = raw[f"{trait[:3]}_z_label"]
+        info = manifest["split"]["traits"][trait]
+        assert info["dropped_middle"] == int((col == 1).sum())
+        assert sum(info["counts"][s][lvl] for s in ("train", "test") for lvl in ("high", "low")) == int((col != 1).sum())
+    metrics = json.loads((p / "reports/metrics/train_classifier.json").read_text())
+    assert metrics["labels"] == "level" and metrics["heldout"]["n"] == 250
+    for trait, m in metrics["test"]["traits"].items():
+        assert 0 < m["n"] < metrics["test"]["n_test"] and 0.0 <= m["accuracy"] <= 1.0, (trait, m)

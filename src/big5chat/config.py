@@ -172,6 +172,7 @@ class TrainClassifierConfig:
     compare_author_split: bool = True  # when posts carry author_id, also train and report a by-author split
     # A text longer than max_length tokens: scored on its first max_length tokens, or as the mean over all its chunks.
     long_texts: Literal["chunks", "truncate"] = "chunks"
+    group_by_length: bool = True  # batches of similar-length posts (less padding: faster at equal data)
     # A real level-labelled corpus the judge is also scored on when the file exists (e.g. in ../shared); never trained on.
     reference_posts: Optional[str] = None
     seed: int = 42
@@ -206,7 +207,7 @@ class TrainExpertsConfig:
 class EvalExpertsConfig:
     """Experts vs a prompting-only baseline on held-out post prefixes, judged by the classifier."""
 
-    n_prefixes: PositiveInt = 16  # held-out posts whose first 5 words are completed, per trait and level
+    n_prefixes: PositiveInt = 16  # per trait: held-out posts labelled for it (half high, half low) whose first 5 words are completed
     max_new_tokens: PositiveInt = 40
     batch_size: PositiveInt = 16
     seed: int = 42

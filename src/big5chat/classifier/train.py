@@ -67,9 +67,15 @@ def train(
     seed: int,
     max_steps: int | None = None,
     on_step: Callable[[dict[str, float]], None] | None = None,
+    group_by_length: bool = False,
 ) -> TrainResult:
-    """Train encoder + heads on (texts, cdf targets); keeps the epoch with the lowest validation loss."""
+    """Train encoder + heads on (texts, cdf targets); keeps the epoch with the lowest validation loss.
+
+    ``group_by_length`` batches posts of similar length together (transformers' ``LengthGroupedSampler``: seeded
+    mega-batches sorted by length), so that short posts are not padded to the longest one in a random batch.
+    """
     from transformers import get_linear_schedule_with_warmup
+    from transformers.trainer_pt_utils import LengthGroupedSampler
 
     from big5chat.models.loading import load_encoder, load_tokenizer, model_device
     from big5chat.progress import progress
@@ -93,7 +99,10 @@ def train(
     step = 0
     bar = progress(total=total, desc="train_classifier")
     for epoch in range(1, epochs + 1):
-        perm = torch.randperm(n, generator=gen).tolist()
+        if group_by_length:
+            perm = list(LengthGroupedSampler(batch_size, lengths=[len(x) for x in enc["input_ids"]], generator=gen))
+        else:
+            perm = torch.randperm(n, generator=gen).tolist()
         losses = []
         for start in range(0, n, batch_size):
             if step >= total:

@@ -30,6 +30,8 @@ def check_inputs(params: Any) -> list[str]:
 
     if _local(params.data.posts):
         attempt("data.posts", loaders.load_posts, params.data.posts)
+    if _local(params.data.heldout_posts):
+        attempt("data.heldout_posts", loaders.load_posts, params.data.heldout_posts)
     if _local(params.data.scenarios):
         attempt("data.scenarios", loaders.load_scenarios, params.data.scenarios)
     attempt("data.instruments_dir", loaders.load_questionnaires, params.data.instruments_dir)
