@@ -40,8 +40,6 @@ def posts_schema(label_kind: str, label_columns: dict[str, str], *, with_id: boo
     return _posts_schema(cols, "levels high/median/low or 0/1/2", with_id=with_id)
 
 
-POSTS = posts_schema("z", Z_COLUMN)
-POSTS_LEVELS = posts_schema("level", LEVEL_COLUMN)
 # Where a posts file can carry its labels, in the order they are looked for.
 POST_LABEL_LAYOUTS: tuple[tuple[str, dict[str, str]], ...] = (("z", Z_COLUMN), ("level", LEVEL_COLUMN), ("level", LEVEL_LABEL_COLUMN))
 
