@@ -9,6 +9,7 @@ from typing import Any
 from big5chat import paths
 from big5chat.data import schemas
 from big5chat.data.tables import DataError, Table, load_table, read_records, validate_records
+from big5chat.traits import LEVEL_COLUMN, Z_COLUMN
 
 
 def posts_label_layout(columns: list[str], name: str) -> tuple[str, dict[str, str]]:
@@ -37,7 +38,7 @@ def load_posts(source: Any, *, limit: int | None = None) -> Table:
     kind, label_columns = posts_label_layout(columns, name)
     with_id = "message_id" in columns
     table = validate_records(name, header, records, schemas.posts_schema(kind, label_columns, with_id=with_id), limit=limit)
-    canonical = schemas.POST_LABEL_LAYOUTS[0][1] if kind == "z" else schemas.POST_LABEL_LAYOUTS[1][1]
+    canonical = Z_COLUMN if kind == "z" else LEVEL_COLUMN
     rows = []
     for i, row in enumerate(table.rows, start=1):
         out = {"message_id": row["message_id"] if with_id else f"row_{i:06d}", "message": row["message"]}
