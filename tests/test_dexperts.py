@@ -127,3 +127,80 @@ def test_mixed_adapter_batch_equals_separate_models(tiny_models: dict[str, Path]
     separate = generate(tok, (base_a, bp), (peft, ep), steering=steering, max_new_tokens=10)
     mixed = generate(tok, (peft, bp), (peft, ep), steering=steering, max_new_tokens=10, adapters=("openness", None))
     assert _varied(separate) and mixed == separate
+
+
+def test_prefix_reuse_gives_the_same_tokens_and_keeps_prefixes_across_batches(models) -> None:  # type: ignore[no-untyped-def]
+    """Shared prompt prefixes prefilled once (and taken from the store in a later batch) decode exactly the tokens of
+    a full prefill, for separate models and for one PEFT model with mixed adapters (float32)."""
+    from big5chat.generation.prefix_cache import PrefixStore, common_prefix_len
+
+    base, expert, tok = models
+    shared = "We are planning a picnic by the river this Saturday with the whole family. "
+    bp = _rendered(tok, [shared + "What should I bring?", shared + "Hi", shared + "Any idea how to keep the drinks cold all day long?"])
+    ep = _rendered(tok, ["Help me complete the sentence - high\n"] * 3)
+    lens = [common_prefix_len([tok(p, add_special_tokens=False)["input_ids"] for p in bp])] * 3
+    assert lens[0] > 10
+    steering = Steering("study", alpha=0.8, warmup=1)
+    full = generate(tok, (base, bp), (expert, ep), steering=steering, max_new_tokens=10)
+    store = PrefixStore(base)
+    first = generate(tok, (base, bp), (expert, ep), steering=steering, max_new_tokens=10, reuse_prefixes=True, base_prefix_lens=lens, prefix_store=store)
+    again = generate(tok, (base, bp[::-1]), (expert, ep), steering=steering, max_new_tokens=10, reuse_prefixes=True, base_prefix_lens=lens, prefix_store=store)
+    assert _varied(full) and first == full and again == full[::-1]
+    assert store.stats()["prefixes"] == 1 and store.hits == 1 and store.misses == 1
+    auto = generate(tok, (base, bp), (expert, ep), steering=steering, max_new_tokens=10, reuse_prefixes=True)  # prefix found in the batch
+    assert auto == full
+
+
+def test_prefix_reuse_with_mixed_adapters(tiny_models: dict[str, Path]) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    from big5chat.generation.prefix_cache import PrefixStore
+
+    base, tok = load_chat_model(tiny_models["base"])
+    torch.manual_seed(3)
+    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False), adapter_name="openness")
+    peft.eval()
+    bp = _rendered(tok, ["Our team meets on Mondays to plan the week. " + t for t in PROMPTS])
+    ep = _rendered(tok, ["Help me complete the sentence - low\n"] * 3)
+    kw = dict(steering=Steering("study", alpha=0.8, warmup=1), max_new_tokens=10, adapters=("openness", None))
+    plain = generate(tok, (peft, bp), (peft, ep), **kw)  # type: ignore[arg-type]
+    store = PrefixStore(peft)
+    reused = generate(tok, (peft, bp), (peft, ep), reuse_prefixes=True, prefix_store=store, **kw)  # type: ignore[arg-type]
+    assert _varied(plain) and reused == plain
+    assert {a for a, _ in store.entries} == {"__base__", "openness"}, "base and expert rows keep their own prefixes"
+
+
+def test_split_points_leave_each_row_a_token_of_its_own() -> None:
+    from big5chat.generation.prefix_cache import common_prefix_len, split_points
+
+    rows = [[1, 2, 3, 4], [1, 2, 3, 5, 6], [1, 2, 3]]
+    assert common_prefix_len(rows) == 3 and common_prefix_len([]) == 0
+    assert split_points(rows) == [3, 3, 2]
+    assert split_points(rows, [4, 1, 0]) == [3, 1, 0]
+    with pytest.raises(ValueError, match="2 prefix lengths for 3 rows"):
+        split_points(rows, [1, 2])
+
+
+def test_growing_cache_layer_matches_dynamic_layer() -> None:
+    """Reserved columns hold the same keys and values as transformers' concatenating layer, through growth beyond
+    the reservation, dropping finished rows and cropping."""
+    from transformers.cache_utils import DynamicLayer
+
+    from big5chat.generation.growing_cache import GrowingLayer
+
+    torch.manual_seed(0)
+    first = torch.randn(3, 2, 5, 4), torch.randn(3, 2, 5, 4)
+    ref = DynamicLayer()
+    ref.update(*first)
+    grow = GrowingLayer(*first, extra=2)
+    for step in range(4):  # the fourth step outgrows the 2 reserved columns
+        k, v = torch.randn(3 - (step >= 2), 2, 1, 4), torch.randn(3 - (step >= 2), 2, 1, 4)
+        if step == 2:
+            ref.batch_select_indices(torch.tensor([0, 2]))
+            grow.batch_select_indices(torch.tensor([0, 2]))
+        rk, rv = ref.update(k, v)
+        gk, gv = grow.update(k, v)
+        assert torch.equal(rk, gk) and torch.equal(rv, gv) and grow.get_seq_length() == ref.get_seq_length() == 6 + step
+    ref.crop(-2)
+    grow.crop(-2)
+    assert torch.equal(ref.keys, grow.keys) and grow.get_seq_length() == 7

@@ -132,19 +132,23 @@ def test_generator_with_one_expert_per_level(tiny_models: dict[str, Path], tmp_p
     assert [{j.level for j in g} for g in groups] == [{"high"}, {"low"}]
     texts = {}
     for rule in ("study", "dexperts"):
-        for mixed in (False, True):
+        for mixed, reuse in ((False, False), (True, False), (False, True), (True, True)):
             gen = dlg.DialogueGenerator(tiny_models["base"], {"openness": trait_dir}, SCEN, dtype="float32", steering=Steering(rule, alpha=2.0, warmup=0),
-                                        sampling=Sampling(), max_new_tokens=5, turn0_max_new_tokens=4, seed=0, mixed_adapters=mixed)  # fmt: skip
-            ckpt = dlg.Checkpoint(tmp_path / f"{rule}{mixed}.jsonl")
+                                        sampling=Sampling(), max_new_tokens=5, turn0_max_new_tokens=4, seed=0, mixed_adapters=mixed,
+                                        prefix_reuse=reuse)  # fmt: skip
+            ckpt = dlg.Checkpoint(tmp_path / f"{rule}{mixed}{reuse}.jsonl")
             done = dlg.run_jobs([dlg.Job(s["original_index"]) for s in SCEN], {}, 2, gen.turn0_batch, ckpt)
             gen.turn0 = {s["original_index"]: done[dlg.Job(s["original_index"]).key]["text"] for s in SCEN}
             with pytest.raises(ValueError, match="one level"):
                 gen.turn1_batch([j for j in jobs if j.original_index == SCEN[0]["original_index"]])
             for g in groups:
                 done = dlg.run_jobs(g, done, 2, gen.turn1_batch, ckpt)
-            texts[rule, mixed] = {k: v["raw"] for k, v in done.items()}
-        assert texts[rule, False] == texts[rule, True]
-    assert texts["study", False] != texts["dexperts", False]
+            texts[rule, mixed, reuse] = {k: v["raw"] for k, v in done.items()}
+            if reuse:  # the low batch reuses the prefixes the high batch computed (up to "The person has ")
+                stats = gen.prefix_stats()
+                assert stats is not None and stats["hits"] >= len(SCEN) and stats["reused_tokens"] > 0
+        assert texts[rule, False, False] == texts[rule, True, False] == texts[rule, False, True] == texts[rule, True, True]
+    assert texts["study", False, False] != texts["dexperts", False, False]
 
 
 def test_sweep_rows_from_exp_show_json() -> None:

@@ -232,6 +232,8 @@ class GenerateDialoguesConfig:
     batch_size: PositiveInt = 16
     dtype: Literal["float32", "bfloat16"] = "float32"
     mixed_adapters: bool = False  # one PEFT model with mixed-adapter batches instead of merged expert copies
+    prefix_reuse: bool = False  # prefill each shared prompt prefix once (a scenario's ten arms; the experts' instruction)
+    prefix_cache_mb: PositiveInt = 1024  # prefixes kept across batches up to this size (on the model's device)
     seed: int = 42
 
     def check(self) -> list[Any]:

@@ -19,6 +19,8 @@ from typing import Any, Literal, Sequence
 
 import torch
 
+from big5chat.generation.growing_cache import reserve
+from big5chat.generation.prefix_cache import PrefilledBatch, PrefixStore, left_pad, prefill_with_store, split_points
 from big5chat.models.loading import model_device
 
 BASE = "__base__"  # PEFT's name for "no adapter" in mixed-adapter batches
@@ -76,16 +78,33 @@ class Stream:
     ``model`` is called with ``adapter_names`` when given (PEFT mixed-adapter batches).
     """
 
-    def __init__(self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, adapter_names: list[str] | None = None):
+    def __init__(self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, adapter_names: list[str] | None = None,
+                 prefilled: PrefilledBatch | None = None):  # fmt: skip
         self.model = model
         self.device = model_device(model)  # inputs go where the model (its first shard) is
-        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
-        self.mask = attention_mask
         self.adapter_names = adapter_names
         self.cache: Any = None
-        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        if prefilled is not None:  # shared prefixes already in the cache: run the suffixes only
+            self.cache, self.mask, positions = prefilled.cache, prefilled.mask, prefilled.positions
+            input_ids = prefilled.suffix_ids
+        else:
+            input_ids, self.mask = input_ids.to(self.device), attention_mask.to(self.device)
+            positions = (self.mask.long().cumsum(-1) - 1).clamp(min=0)
         self.next_pos = positions[:, -1:] + 1
         self.logits = self._forward(input_ids, positions)
+
+    @classmethod
+    def reusing_prefixes(cls, model: Any, rows: list[list[int]], cut: list[int], *, pad_id: int, store: PrefixStore | None,
+                         adapter_names: list[str] | None = None) -> Stream:  # fmt: skip
+        """A stream whose rows take their first ``cut[i]`` tokens from ``store`` (each distinct prefix computed once,
+        then kept for later batches) and prefill only the rest (``prefix_cache``)."""
+        store = store if store is not None and store.model is model else PrefixStore(model)
+        batch = None
+        if max(cut, default=0) > 0:
+            batch = prefill_with_store(model, rows, cut, adapter_names=adapter_names, store=store, pad_id=pad_id, device=model_device(model))
+        if batch is None:
+            return cls(model, *left_pad(rows, pad_id), adapter_names=adapter_names)
+        return cls(model, batch.suffix_ids, batch.mask, adapter_names=adapter_names, prefilled=batch)
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": self.mask, "position_ids": positions,
@@ -139,6 +158,9 @@ def generate(
     seed: int | None = None,
     eos_token_ids: Sequence[int] | None = None,
     adapters: tuple[str | None, str | None] | None = None,
+    reuse_prefixes: bool = False,
+    base_prefix_lens: Sequence[int] | None = None,
+    prefix_store: PrefixStore | None = None,
 ) -> list[list[int]]:
     """Steered generation for a batch. Each of base/expert/anti is (model, rendered prompts).
 
@@ -146,6 +168,11 @@ def generate(
     run as a single mixed-adapter forward and one KV cache; otherwise each model keeps its own cache.
     Returns the generated token ids per row, without the EOS token, stopped at EOS or ``max_new_tokens``.
     Rows that reach EOS leave the batch (their cache rows are dropped), so a batch costs what its rows need.
+
+    With ``reuse_prefixes`` a prompt prefix shared by several rows is prefilled once (``prefix_cache``): for the
+    base rows the first ``base_prefix_lens[i]`` tokens (default: the prefix all base rows share), for expert and
+    anti-expert rows the prefix their prompts share. ``prefix_store`` (of the base model, or of the PEFT model with
+    ``adapters``) keeps prefixes for later batches; the experts' prefixes live for this call only.
     """
     model_b, prompts_b = base
     n = len(prompts_b)
@@ -161,14 +188,23 @@ def generate(
         if len(p) != n:
             raise ValueError("base, expert and anti-expert need one prompt per row")
 
-    if adapters is not None:  # one mixed-adapter forward over all rows
-        texts = [t for _, p, _ in parts for t in p]
-        names = [name or BASE for _, p, name in parts for _ in p]
-        ids, mask = encode_left(tok, texts)
+    names = [name or BASE for _, p, name in parts for _ in p] if adapters is not None else None
+    if reuse_prefixes:  # shared prompt prefixes prefilled once (base rows: per base_prefix_lens; others: what they share)
+        pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        rows = [[tok(t, add_special_tokens=False)["input_ids"] for t in p] for _, p, _ in parts]
+        cuts = [split_points(r, base_prefix_lens if i == 0 else None) for i, r in enumerate(rows)]
+        if adapters is not None:
+            streams = [Stream.reusing_prefixes(model_b, sum(rows, []), sum(cuts, []), pad_id=pad_id, store=prefix_store, adapter_names=names)]
+        else:
+            streams = [Stream.reusing_prefixes(m, r, c, pad_id=pad_id, store=prefix_store) for (m, _, _), r, c in zip(parts, rows, cuts)]
+    elif adapters is not None:  # one mixed-adapter forward over all rows
+        ids, mask = encode_left(tok, [t for _, p, _ in parts for t in p])
         streams = [Stream(model_b, ids, mask, adapter_names=names)]
     else:
         streams = [Stream(m, *encode_left(tok, p)) for m, p, _ in parts]
 
+    for s in streams:  # decoding steps write into reserved columns instead of copying the cache (same numbers)
+        reserve(s.cache, max_new_tokens)
     n_parts = len(parts)
 
     device = streams[0].device  # logits are combined (and sampled) where the base model is

@@ -154,7 +154,8 @@ class DialogueGenerator:
 
     def __init__(self, base_dir: Path, expert_dirs: dict[str, Path], scenarios: list[dict[str, Any]], *, dtype: str,
                  steering: Any, sampling: Any, max_new_tokens: int, turn0_max_new_tokens: int, seed: int,
-                 mixed_adapters: bool = False, expert_base_dir: Path | None = None):  # fmt: skip
+                 mixed_adapters: bool = False, expert_base_dir: Path | None = None, prefix_reuse: bool = False,
+                 prefix_cache_mb: int = 1024):  # fmt: skip
         from big5chat.models.loading import check_same_vocabulary, load_chat_model, load_tokenizer, resolve_alias
 
         self.base, self.tok = load_chat_model(base_dir, dtype=dtype)
@@ -174,6 +175,33 @@ class DialogueGenerator:
         self._peft: Any = None
         self.generated_tokens = 0
         self.turn0: dict[int, str] = {}
+        self.prefix_reuse, self.prefix_cache_mb = prefix_reuse, prefix_cache_mb
+        self._store: Any = None
+        self._arm_prefix: dict[int, int] = {}
+
+    def _prefix_kwargs(self, model: Any, base_prefix_lens: list[int] | None = None) -> dict[str, Any]:
+        """generate()'s prefix-reuse arguments: one store of prefixes for the base (or PEFT) model, kept across batches."""
+        if not self.prefix_reuse:
+            return {}
+        from big5chat.generation.prefix_cache import PrefixStore
+
+        if self._store is None or self._store.model is not model:
+            self._store = PrefixStore(model, max_bytes=self.prefix_cache_mb * 1024**2)
+        return {"reuse_prefixes": True, "prefix_store": self._store, "base_prefix_lens": base_prefix_lens}
+
+    def arm_prefix_len(self, original_index: int) -> int:
+        """Tokens that the turn-1 prompts of a scenario's arms (every trait x level) share: the prompt up to the
+        personality description. Those are prefilled once and reused by every arm's batch."""
+        if original_index not in self._arm_prefix:
+            from big5chat.generation.prefix_cache import common_prefix_len
+
+            s, turn0 = scenario_of(self.scenarios[original_index]), self.turn0[original_index]
+            arms = [self._render(base_prompt(Job(original_index, t, lvl), s, turn0)) for t in self.expert_dirs for lvl in ("high", "low")]
+            self._arm_prefix[original_index] = common_prefix_len([self.tok(a, add_special_tokens=False)["input_ids"] for a in arms])
+        return self._arm_prefix[original_index]
+
+    def prefix_stats(self) -> dict[str, int] | None:
+        return self._store.stats() if self._store is not None else None
 
     def _render(self, content: str) -> str:
         from big5chat.generation.chat import render
@@ -192,7 +220,7 @@ class DialogueGenerator:
 
         prompts = [self._render(turn0_prompt(scenario_of(self.scenarios[j.original_index]))) for j in batch]
         rows = generate(self.tok, (self.base, prompts), sampling=self.sampling, max_new_tokens=self.turn0_max_new_tokens,
-                        seed=self._batch_seed(batch), eos_token_ids=self.eos_ids)  # fmt: skip
+                        seed=self._batch_seed(batch), eos_token_ids=self.eos_ids, **self._prefix_kwargs(self.base))  # fmt: skip
         return self._decode(rows)
 
     @property
@@ -237,15 +265,17 @@ class DialogueGenerator:
         anti_prompts = [self._render(expert_prompt(j, anti=True)) for j in batch] if needs_anti else None
         kw = dict(steering=self.steering, sampling=self.sampling, max_new_tokens=self.max_new_tokens,
                   seed=self._batch_seed(batch), eos_token_ids=self.eos_ids)  # fmt: skip
+        lens = [self.arm_prefix_len(j.original_index) for j in batch] if self.prefix_reuse else None
         if self.mixed:
             model = self._peft_model()
             names = (adapter_name(trait, level, design), adapter_name(trait, opposite(level), design) if needs_anti else None)
             rows = generate(self.tok, (model, base_prompts), (model, expert_prompts), (model, anti_prompts) if needs_anti else None,
-                            adapters=names, **kw)  # fmt: skip
+                            adapters=names, **kw, **self._prefix_kwargs(model, lens))  # fmt: skip
         else:
             expert = self._expert_model(trait, expert_dir(trait_dir, level))
             anti = self._expert_model(trait, anti_expert_dir(trait_dir, level)) if needs_anti else None
-            rows = generate(self.tok, (self.base, base_prompts), (expert, expert_prompts), (anti, anti_prompts) if needs_anti else None, **kw)
+            rows = generate(self.tok, (self.base, base_prompts), (expert, expert_prompts), (anti, anti_prompts) if needs_anti else None,
+                            **kw, **self._prefix_kwargs(self.base, lens))  # fmt: skip
         return self._decode(rows)
 
 

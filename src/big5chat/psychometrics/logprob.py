@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from big5chat.generation.prefix_cache import common_prefix_len
 from big5chat.models.loading import model_device
 
 
@@ -27,15 +28,6 @@ def option_token_ids(tok: Any, lo: int = 1, hi: int = 5) -> list[int]:
             raise ValueError(f"option {k!r} is {len(enc)} tokens for this tokenizer; log-prob mode needs one token per option")
         ids.append(enc[0])
     return ids
-
-
-def _common_prefix_len(seqs: list[list[int]]) -> int:
-    n = min(len(s) for s in seqs)
-    first = seqs[0]
-    for i in range(n):
-        if any(s[i] != first[i] for s in seqs[1:]):
-            return i
-    return n
 
 
 def _option_probs(last_logits: torch.Tensor, option_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +43,7 @@ def option_probs(model: Any, tok: Any, prompts: list[str], option_ids: list[int]
     ``prompts`` are fully rendered chat prompts ending where the answer starts.
     """
     seqs = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    p_len = min(_common_prefix_len(seqs), min(len(s) for s in seqs) - 1)  # every item keeps at least one token
+    p_len = min(common_prefix_len(seqs), min(len(s) for s in seqs) - 1)  # every item keeps at least one token
     probs = np.zeros((len(seqs), len(option_ids)), dtype=np.float64)
     mass = np.zeros(len(seqs), dtype=np.float64)
     prefix_cache = None
