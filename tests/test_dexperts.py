@@ -204,3 +204,14 @@ def test_growing_cache_layer_matches_dynamic_layer() -> None:
     ref.crop(-2)
     grow.crop(-2)
     assert torch.equal(ref.keys, grow.keys) and grow.get_seq_length() == 7
+
+
+def test_generate_chat_with_a_growing_cache_gives_the_same_replies(models, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from big5chat.generation import chat
+
+    base, _, tok = models
+    convs = [[{"role": "user", "content": t}] for t in PROMPTS]
+    assert chat.growing_cache(base, 8) is not None, "the tiny Llama's cache is reserved in place"
+    reserved = chat.generate_chat(base, tok, convs, max_new_tokens=12, batch_size=3)
+    monkeypatch.setattr(chat, "growing_cache", lambda model, extra: None)
+    assert chat.generate_chat(base, tok, convs, max_new_tokens=12, batch_size=3) == reserved and any(reserved)

@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from big5chat.generation.growing_cache import growing_cache
+
 
 def render(tok: Any, messages: list[dict[str, str]], assistant_prefix: str = "") -> str:
     """The chat template with the generation prompt, plus text the assistant turn starts with."""
@@ -48,6 +50,9 @@ def generate_chat(
                 kwargs.update(temperature=temperature, top_p=top_p)
             else:
                 kwargs.update(temperature=None, top_p=None, top_k=None)
+            cache = growing_cache(model, max_new_tokens)  # decoding writes into reserved columns (same tokens)
+            if cache is not None:
+                kwargs["cache"] = cache
             out = model.generate(**enc.to(model.device), **kwargs)
             new = out[:, enc["input_ids"].shape[1] :]
             for i, row in zip(idx, new):
