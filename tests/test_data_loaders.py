@@ -193,3 +193,20 @@ def test_project_sample_data_loads_completely() -> None:
 def test_official_benchmark_layouts_map_to_hub_schema(shared_data: Path, task: str, rel: str, n: int) -> None:
     t = loaders.load_benchmark(task, shared_data / "benchmarks" / rel)
     assert len(t) == n
+
+
+def test_jsonl_lines_split_on_newlines_only(tmp_path: Path) -> None:
+    """U+0085 and U+2028 may stand unescaped inside a JSON string (real MMLU has U+0085): they are not line breaks."""
+    import json as _json
+
+    from big5chat.data.tables import read_records
+    from big5chat.io import jsonl_lines, read_jsonl
+
+    rows = [{"q": "first\u0085line", "a": 1}, {"q": "second\u2028part\u2029end", "a": 2}]
+    text = "".join(_json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows)
+    assert len(jsonl_lines(text)) == 3 and len(text.splitlines()) > 3
+    f = tmp_path / "items.jsonl"
+    f.write_text(text, encoding="utf-8")
+    assert read_jsonl(f) == rows
+    _, _, got = read_records(f)
+    assert [r for *_, r in got] == rows

@@ -69,3 +69,14 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 150) -> Path:
     fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None} if p.suffix == ".png" else None)
     os.replace(tmp, p)
     return p
+
+
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSON-lines text: split on "\n" only. ``str.splitlines`` also splits on U+0085, U+2028 and
+    other separators that JSON allows unescaped inside strings (real MMLU items hold U+0085)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Every non-blank line of a JSON-lines file, parsed."""
+    return [json.loads(line) for line in jsonl_lines(Path(path).read_text(encoding="utf-8")) if line.strip()]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from big5chat.io import read_jsonl
 from big5chat.strict import build, to_dict
 
 
@@ -32,9 +33,6 @@ class RunFile:
     params: dict[str, Any]
     run_name: str = "align"
 
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def write_run_file(path: Path, run: RunFile) -> Path:

@@ -11,11 +11,12 @@ Run ``python -m big5chat.data.authored_rules`` to list every violation in ``data
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections import Counter
 from pathlib import Path
+
+from big5chat.io import read_jsonl
 
 MIN_WORDS, MAX_WORDS = 5, 60
 
@@ -82,11 +83,6 @@ def record_problems(rec: dict[str, object], *, heldout: bool) -> list[str]:
     if rec["level"] not in ("high", "low"):
         out.append(f"level {rec['level']!r}")
     return out
-
-
-def read_jsonl(path: Path) -> list[dict[str, object]]:
-    text = path.read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.split("\n") if line.strip()]
 
 
 def folder_problems(folder: Path, *, heldout: bool) -> list[str]:

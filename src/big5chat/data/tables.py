@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from big5chat import paths
+from big5chat.io import jsonl_lines
 
 Kind = Literal["str", "text", "int", "float", "list", "dict", "any"]
 
@@ -132,7 +133,7 @@ def _read_csv(path: Path, text: str) -> tuple[list[str], Iterator[tuple[int, int
 def _read_jsonl(path: Path, text: str) -> Iterator[tuple[int, int, dict[str, Any]]]:
     name = paths.relative(path)
     i = 0
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    for line_no, line in enumerate(jsonl_lines(text), start=1):
         if not line.strip():
             continue
         i += 1

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from big5chat.experts.layout import adapter_folders, adapter_name, anti_expert_dir, design_of, expert_dir
+from big5chat.io import jsonl_lines
 from big5chat.generation.dialogue_prompts import Scenario, postprocess, turn0_prompt, turn1_prompt
 from big5chat.prompts import expert_instruction, trait_system_prompt
 from big5chat.traits import opposite
@@ -53,7 +54,7 @@ class Checkpoint:
         done: dict[str, dict[str, Any]] = {}
         if not self.path.is_file():
             return done
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for line in jsonl_lines(self.path.read_text(encoding="utf-8")):
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
