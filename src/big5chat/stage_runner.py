@@ -116,6 +116,9 @@ def run_stage(stage: str, item: str | None = None, params_file: Path | None = No
             stdout_file=sys.stderr,
             stderr_file=sys.stderr,
             request_save_on_cell_execute=True,
+            # the kernel app's own log (its TCP-transport notice; "KeyboardInterrupt caught" when it is shut down
+            # after a stage that succeeded) is noise here: a failing cell or a dead kernel is reported by papermill
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except PapermillExecutionError as exc:
         print(
