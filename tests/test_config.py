@@ -153,12 +153,13 @@ def test_no_stage_output_is_tracked_by_git() -> None:
     assert sorted(set(outs) - set(ignored)) == [], "stage outputs that git would pick up with `git add -A`"
 
 
-def test_backend_defaults_to_hf() -> None:
+def test_backend_defaults() -> None:
+    """Questionnaires on hf; reasoning on hf_prefix (HFLM running each shared context once), in params and dataclasses."""
     from big5chat.config import AssessPersonalityConfig, EvaluateReasoningConfig
 
     params = load_params()
-    assert params.assess_personality.backend == "hf" and params.evaluate_reasoning.backend == "hf"
-    assert AssessPersonalityConfig().backend == "hf" and EvaluateReasoningConfig().backend == "hf"
+    assert params.assess_personality.backend == "hf" and params.evaluate_reasoning.backend == "hf_prefix"
+    assert AssessPersonalityConfig().backend == "hf" and EvaluateReasoningConfig().backend == "hf_prefix"
 
 
 def _vllm_everywhere(d: dict) -> None:

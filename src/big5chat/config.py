@@ -341,6 +341,8 @@ class AssessPersonalityConfig:
             problems.append(("questionnaires", "must list each questionnaire once, at least one"))
         if self.backend == "vllm" and self.mode == "logprob":
             problems.append(("backend", "vllm serves generation mode only (mode: generate); log-prob scoring runs on hf"))
+        if self.backend == "hf_prefix":
+            problems.append(("backend", "hf_prefix is an lm-eval model for evaluate_reasoning only; questionnaires use 'hf' or 'vllm'"))
         return problems + backend_problems(self.backend)
 
 
@@ -366,7 +368,7 @@ class EvaluateReasoningConfig:
     max_gen_toks: PositiveInt = 256
     batch_size: PositiveInt = 8
     dtype: Literal["float32", "bfloat16"] = "float32"
-    backend: backends.Backend = "hf"  # lm-eval's model: hf (HFLM) or vllm, only on GPU machines with vllm installed
+    backend: backends.Backend = "hf_prefix"  # lm-eval's model: hf (HFLM), hf_prefix (HFLM, each shared context run once) or vllm (GPU machines with vllm)
 
     def check(self) -> list[Any]:
         problems: list[Any] = [(f"limits.{k}", f"unknown task (known: {', '.join(BENCHMARK_TASKS)})") for k in self.limits if k not in BENCHMARK_TASKS]

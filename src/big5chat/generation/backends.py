@@ -1,5 +1,6 @@
 """Sampling backends for plain generation (questionnaire generation mode, lm-eval): Hugging Face (default, the
-only one in CI) or vLLM when it is installed (GPU machines)."""
+only one in CI) or vLLM when it is installed (GPU machines). lm-eval also takes ``hf_prefix``: HFLM that runs each
+shared context once across a request's answer choices (``big5chat.reasoning.prefix_lm``; log-likelihoods only)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import importlib.util
 from collections.abc import Sequence
 from typing import Any, Literal
 
-Backend = Literal["hf", "vllm"]
+Backend = Literal["hf", "hf_prefix", "vllm"]
+HF_BACKENDS = ("hf", "hf_prefix")  # lm-eval models on the loaded Hugging Face model (placed with a device)
 
 
 class BackendUnavailable(RuntimeError):
@@ -25,18 +27,19 @@ def require(backend: Backend) -> None:
             "backend 'vllm' is not installed here: `pip install vllm` on a machine with an NVIDIA GPU, or use the "
             "default backend 'hf' (the only one the tests and the CPU profiles use)"
         )
-    if backend not in ("hf", "vllm"):
-        raise BackendUnavailable(f"unknown backend {backend!r} (use 'hf' or 'vllm')")
+    if backend not in ("hf", "hf_prefix", "vllm"):
+        raise BackendUnavailable(f"unknown backend {backend!r} (use 'hf', 'hf_prefix' or 'vllm')")
 
 
 def lm_eval_model_args(backend: Backend, model_dir: str, adapter_dir: str | None = None, dtype: str = "bfloat16", batch_size: int | str = "auto") -> tuple[str, dict[str, Any]]:
-    """(lm-eval model name, model args) for a backend; vLLM serves LoRA adapters with ``enable_lora``."""
+    """(lm-eval model name, model args) for a backend; hf_prefix takes hf's args; vLLM serves LoRA adapters with
+    ``enable_lora``."""
     require(backend)
-    if backend == "hf":
+    if backend in HF_BACKENDS:
         args: dict[str, Any] = {"pretrained": model_dir, "dtype": dtype, "batch_size": batch_size}
         if adapter_dir:
             args["peft"] = adapter_dir
-        return "hf", args
+        return backend, args
     args = {"pretrained": model_dir, "dtype": dtype, "gpu_memory_utilization": 0.85, "tensor_parallel_size": visible_gpus()}
     if adapter_dir:
         args.update({"lora_local_path": adapter_dir, "enable_lora": True, "max_lora_rank": 64})

@@ -3,8 +3,9 @@
 Direct and Prompt-Inst use the base model (Prompt-Inst puts ``You are a person with {level} {trait}.`` as the
 system instruction); SFT and DPO load their adapters through lm-eval's ``peft=`` and get the trained trait
 instruction as the system instruction, as the study ran them. One lm-eval model object per method serves all
-of that method's conditions: HFLM (backend hf, the default) or lm-eval's vLLM model (backend vllm, GPU machines with
-vllm installed; adapters through ``enable_lora``/``lora_local_path``).
+of that method's conditions: HFLM (backend hf, the default), PrefixReuseLM (backend hf_prefix: HFLM that runs each
+shared context once across a request's answer choices, ``big5chat.reasoning.prefix_lm``) or lm-eval's vLLM model
+(backend vllm, GPU machines with vllm installed; adapters through ``enable_lora``/``lora_local_path``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def lm_spec(
     """(lm-eval model name, its arguments) for one method's model: ``key`` is ``base`` or an adapter's method."""
     adapter = None if key == "base" else str(adapters[key])
     name, args = backends.lm_eval_model_args(backend, str(base_dir), adapter, dtype, batch_size)
-    if name == "hf":
+    if name in backends.HF_BACKENDS:
         args["device"] = device  # vLLM places itself (CUDA_VISIBLE_DEVICES)
     return name, args
 
@@ -68,6 +69,10 @@ def make_lm(name: str, args: dict[str, Any], batch_size: int) -> Any:
         from lm_eval.models.huggingface import HFLM
 
         return HFLM(**args)
+    if name == "hf_prefix":
+        from big5chat.reasoning.prefix_lm import PrefixReuseLM
+
+        return PrefixReuseLM(**args)
     from lm_eval.api.registry import get_model
 
     return get_model(name).create_from_arg_obj(args, {"batch_size": batch_size})
@@ -100,7 +105,7 @@ def evaluate(
     models: dict[str, Any] = {}
     from big5chat.models.loading import stage_device
 
-    device = stage_device() if backend == "hf" else None  # vLLM places itself (CUDA_VISIBLE_DEVICES)
+    device = stage_device() if backend in backends.HF_BACKENDS else None  # vLLM places itself (CUDA_VISIBLE_DEVICES)
     for cell in cell_list:
         key = cell.method if cell.method in adapters else "base"
         if key not in models:
