@@ -90,11 +90,11 @@ def _params(cls, **over):  # type: ignore[no-untyped-def]
 
 
 def _run_file(tmp: Path, kind: str, model: Path, records: list[dict], params: dict) -> Path:
-    from big5chat import io
+    from big5chat import storage
     from big5chat.alignment.run import RunFile, write_run_file
 
-    io.write_jsonl(tmp / "train.jsonl", records)
-    io.write_jsonl(tmp / "eval.jsonl", records[:2])
+    storage.write_jsonl(tmp / "train.jsonl", records)
+    storage.write_jsonl(tmp / "eval.jsonl", records[:2])
     return write_run_file(tmp / "run.json", RunFile(kind=kind, model_dir=str(model), out_dir=str(tmp / "adapter"),  # type: ignore[arg-type]
                           train_file=str(tmp / "train.jsonl"), eval_file=str(tmp / "eval.jsonl"), curve_file=str(tmp / "curve.csv"),
                           result_file=str(tmp / "result.json"), params=params, run_name=f"test_{kind}_{tmp.name}"))  # fmt: skip

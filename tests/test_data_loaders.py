@@ -200,7 +200,7 @@ def test_jsonl_lines_split_on_newlines_only(tmp_path: Path) -> None:
     import json as _json
 
     from big5chat.data.tables import read_records
-    from big5chat.io import jsonl_lines, read_jsonl
+    from big5chat.storage import jsonl_lines, read_jsonl
 
     rows = [{"q": "first\u0085line", "a": 1}, {"q": "second\u2028part\u2029end", "a": 2}]
     text = "".join(_json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows)

@@ -85,10 +85,10 @@ def write_run_record(stage: str, record: dict[str, Any], env: dict[str, Any] | N
 
     Kept apart from the metrics so that metrics stay byte-identical across reruns.
     """
-    from big5chat import io, paths
+    from big5chat import paths, storage
 
     data = {"stage": stage, **record, "peak_rss_mib": peak_rss_mib(), "env": env or {}}
     gpu = peak_gpu_mib()
     if gpu is not None:
         data["peak_gpu_mib"] = gpu
-    return io.write_json(paths.REPORTS / "runs" / f"{stage}.json", data)
+    return storage.write_json(paths.REPORTS / "runs" / f"{stage}.json", data)

@@ -38,7 +38,7 @@ class LossCurve(TrainerCallback):
             self.rows.append(row)
 
     def write(self, path: str | Path) -> Path:
-        from big5chat.io import write_text
+        from big5chat.storage import write_text
 
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(self.fields), lineterminator="\n", extrasaction="ignore")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from big5chat.io import read_jsonl
+from big5chat.storage import read_jsonl
 from big5chat.strict import build, to_dict
 
 
@@ -36,7 +36,7 @@ class RunFile:
 
 
 def write_run_file(path: Path, run: RunFile) -> Path:
-    from big5chat.io import write_json
+    from big5chat.storage import write_json
 
     return write_json(path, to_dict(run))
 
@@ -45,7 +45,7 @@ def execute(run_path: str | Path) -> dict[str, Any]:
     """Train as the run file says; returns the result (also written to ``result_file`` by the main process)."""
     from big5chat import training
     from big5chat.config import TrainDpoConfig, TrainExpertsConfig, TrainSftConfig
-    from big5chat.io import write_json
+    from big5chat.storage import write_json
 
     run = build(RunFile, json.loads(Path(run_path).read_text(encoding="utf-8")), source=str(run_path))
     cls = {"sft": TrainSftConfig, "dpo": TrainDpoConfig, "expert": TrainExpertsConfig}[run.kind]

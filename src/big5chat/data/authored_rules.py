@@ -16,7 +16,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from big5chat.io import read_jsonl
+from big5chat.storage import read_jsonl
 
 MIN_WORDS, MAX_WORDS = 5, 60
 

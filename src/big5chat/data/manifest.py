@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from big5chat import paths
-from big5chat.io import sha256_file
+from big5chat.storage import sha256_file
 
 
 def describe_input(name: str, source: Any, rows: int) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from big5chat import paths
-from big5chat.io import jsonl_lines
+from big5chat.storage import jsonl_lines
 
 Kind = Literal["str", "text", "int", "float", "list", "dict", "any"]
 

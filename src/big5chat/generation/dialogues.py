@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from big5chat.experts.layout import adapter_folders, adapter_name, anti_expert_dir, design_of, expert_dir
-from big5chat.io import jsonl_lines
+from big5chat.storage import jsonl_lines
 from big5chat.generation.dialogue_prompts import Scenario, postprocess, turn0_prompt, turn1_prompt
 from big5chat.prompts import expert_instruction, trait_system_prompt
 from big5chat.traits import opposite

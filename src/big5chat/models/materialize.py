@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from big5chat.io import sha256_file
+from big5chat.storage import sha256_file
 from big5chat.models.loading import ModelLoadError, check_model_dir, load_tokenizer
 from big5chat.models.registry import EMBEDDED, TINY, EmbeddedModel, TinyModel
 

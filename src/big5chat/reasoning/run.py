@@ -142,6 +142,6 @@ def evaluate(
 
 
 def dump_samples(samples: list[dict[str, Any]], path: Path) -> None:
-    from big5chat.io import write_text
+    from big5chat.storage import write_text
 
     write_text(path, "".join(json.dumps(s, default=str, ensure_ascii=False) + "\n" for s in samples))

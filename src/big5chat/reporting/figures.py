@@ -189,9 +189,9 @@ def correlation_frames(corr: dict[str, Any]) -> dict[str, Any]:
 
 def save_both(fig: Any, stem: Any) -> list[Any]:
     """PNG and PDF (fonts embedded as TrueType), with no timestamps inside."""
-    from big5chat import io
+    from big5chat import storage
 
-    png = io.save_figure(fig, stem.with_suffix(".png"))
+    png = storage.save_figure(fig, stem.with_suffix(".png"))
     pdf = stem.with_suffix(".pdf")
     pdf.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None})

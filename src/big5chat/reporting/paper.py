@@ -78,7 +78,7 @@ def reasoning_rows(path: Path) -> list[dict[str, object]]:
 
 
 def build(source_dir: Path) -> tuple[Path, Path]:
-    from big5chat.io import write_text
+    from big5chat.storage import write_text
 
     files = sorted(source_dir.glob("psychobench_summary*.csv"))
     q = pd.DataFrame(questionnaire_rows(files)).drop_duplicates(["questionnaire", "model", "method", "trait", "level", "domain"])

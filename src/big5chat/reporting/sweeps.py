@@ -46,7 +46,7 @@ def sweep_figure(param: str, metric: str, out: Path, metrics_file: str = "report
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from big5chat import io
+    from big5chat import storage
 
     shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True, check=True).stdout)
     rows = sorted({(r["param"], r["metric"]) for r in collect(shown, param, metric, metrics_file)})
@@ -59,4 +59,4 @@ def sweep_figure(param: str, metric: str, out: Path, metrics_file: str = "report
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} across {len(rows)} runs")
     fig.tight_layout()
-    return io.save_figure(fig, out)
+    return storage.save_figure(fig, out)
