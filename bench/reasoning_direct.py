@@ -64,8 +64,16 @@ def main() -> int:
         row = results.iloc[0]
         report[task] = {"score": round(float(row["score"]), 4), "stderr": None if row["stderr"] is None else round(float(row["stderr"]), 4),
                         "n": int(row["n"]), "seconds": float(row["seconds"]), "items_per_s": float(row["items_per_s"])}  # fmt: skip
-        print(f"{task:<16} {row['score']:.3f} ± {row['stderr'] or 0:.3f}  n={row['n']}  {row['seconds']:.0f} s  {row['items_per_s']:.2f} items/s", flush=True)
-        out.write_text(json.dumps({"limit": args.limit, "dtype": args.dtype, "backend": args.backend, "lm_eval": meta["lm_eval_version"], "tasks": report}, indent=2) + "\n")
+        print(
+            f"{task:<16} {row['score']:.3f} ± {row['stderr'] or 0:.3f}  n={row['n']}  {row['seconds']:.0f} s  {row['items_per_s']:.2f} items/s",
+            flush=True,
+        )
+        out.write_text(
+            json.dumps(
+                {"limit": args.limit, "dtype": args.dtype, "backend": args.backend, "lm_eval": meta["lm_eval_version"], "tasks": report}, indent=2
+            )
+            + "\n"
+        )
     print(f"total {time.perf_counter() - start:.0f} s -> {paths.relative(out)}")
     return 0
 

@@ -109,7 +109,10 @@ def _lora_b(folder: Path) -> list[torch.Tensor]:
 def _dialogues() -> pd.DataFrame:
     spec = []
     for i in range(4):
-        spec += [(i, "openness", "high", f"Let's try something new and strange, number {i}!"), (i, "openness", "low", f"I'd rather keep things as usual {i}.")]
+        spec += [
+            (i, "openness", "high", f"Let's try something new and strange, number {i}!"),
+            (i, "openness", "low", f"I'd rather keep things as usual {i}."),
+        ]
     return _rows(spec)
 
 
@@ -143,9 +146,7 @@ def test_two_cpu_processes_match_one(tiny_models: dict[str, Path], tmp_path: Pat
         batch_size=4, max_steps=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=96)))  # fmt: skip
     multi = _run_file(multi_dir, "sft", tiny_models["base"], built.train, to_dict(TrainSftConfig(
         batch_size=2, max_steps=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=96)))  # fmt: skip
-    from big5chat.alignment.run import execute
-
-    from big5chat.alignment.run import launch_command
+    from big5chat.alignment.run import execute, launch_command
     from big5chat.config import ComputeConfig
 
     execute(single)
@@ -167,7 +168,9 @@ def test_expert_run_file_full_fine_tune_changes_every_weight_it_trains(tiny_mode
 
     records = [{"instruction": "Help me complete the sentence with certain Big Five Personality: Openness - high",
                 "input": "I love to try", "output": f"new things every day, number {i}"} for i in range(6)]  # fmt: skip
-    params = to_dict(TrainExpertsConfig(method="full", batch_size=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=64, epochs=1.0))
+    params = to_dict(
+        TrainExpertsConfig(method="full", batch_size=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=64, epochs=1.0)
+    )
     run = _run_file(tmp_path, "expert", tiny_models["base"], [to_chat(r) for r in records], params)
     result = execute(run)
     assert result["steps"] == 3

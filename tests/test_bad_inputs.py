@@ -8,12 +8,11 @@ test_pipeline.py, where a finished smoke run exists to lose."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import yaml
-
 from conftest import copy_project, run
 
 Edit = Callable[[Path, dict], None]
@@ -64,13 +63,22 @@ def _instrument_without_column(project: Path, params: dict) -> None:
 
 CASES: dict[str, tuple[Edit, str]] = {
     "param: missing key": (lambda p, d: d["models"].pop("base"), "models.base: missing key"),
-    "param: typo": (lambda p, d: d["prepare_data"].update(splitmethod=d["prepare_data"].pop("split_method")), "did you mean 'prepare_data.split_method'"),
+    "param: typo": (
+        lambda p, d: d["prepare_data"].update(splitmethod=d["prepare_data"].pop("split_method")),
+        "did you mean 'prepare_data.split_method'",
+    ),
     "param: wrong type": (_param("train_sft", "learning_rate", "fast"), "train_sft.learning_rate: expected float"),
     "param: out of range": (_param("prepare_data", "test_size", 1.5), "prepare_data.test_size: 1.5 is out of range"),
     "param: unknown trait": (lambda p, d: d.update(traits=["openess"]), "traits[0]: unknown trait 'openess'"),
-    "param: unknown method": (_param("assess_personality", "methods", ["direct", "prompt_foo"]), "assess_personality.methods[1]: unknown value 'prompt_foo'"),
+    "param: unknown method": (
+        _param("assess_personality", "methods", ["direct", "prompt_foo"]),
+        "assess_personality.methods[1]: unknown value 'prompt_foo'",
+    ),
     "param: unknown task": (_param("evaluate_reasoning", "tasks", ["arc"]), "evaluate_reasoning.tasks[0]: unknown value 'arc'"),
-    "model: missing folder": (lambda p, d: d["models"].update(base={**d["models"]["base"], "kind": "local", "name": "no/such/model"}), "models.base.name: folder not found"),
+    "model: missing folder": (
+        lambda p, d: d["models"].update(base={**d["models"]["base"], "kind": "local", "name": "no/such/model"}),
+        "models.base.name: folder not found",
+    ),
     "data: missing file": (lambda p, d: d["data"]["posts"].update(path="data/nope.csv"), "data.posts.path: file not found: data/nope.csv"),
     "data: empty file": (_posts(b""), "bad_posts.csv: the file is empty"),
     "data: missing column": (_posts(b"message_id,message,ope_z,con_z,ext_z,agr_z\np1,hello there friend,1,1,1,1\n"), "missing column(s) neu_z"),

@@ -148,8 +148,12 @@ def test_json_table_must_be_a_list(tmp_path: Path) -> None:
         ("mmlu", {"question": "q", "subject": "s", "choices": ["a", "b", "c", "d"], "answer": 4}, "answer", "is not one of"),
         ("piqa", {"goal": "g", "sol1": "a", "sol2": "b", "label": 2}, "label", "is not one of"),
         ("gsm8k", {"question": "q", "answer": "42"}, "answer", "no '#### <answer>' line"),
-        ("truthfulqa_mc", {"question": "q", "mc1_targets": {"choices": ["a"], "labels": [0]},
-                           "mc2_targets": {"choices": ["a"], "labels": [1]}}, "mc1_targets", "at least one 1"),  # fmt: skip
+        (
+            "truthfulqa_mc",
+            {"question": "q", "mc1_targets": {"choices": ["a"], "labels": [0]}, "mc2_targets": {"choices": ["a"], "labels": [1]}},
+            "mc1_targets",
+            "at least one 1",
+        ),  # fmt: skip
     ],
 )
 def test_bad_benchmark_items(tmp_path: Path, task: str, item: dict, column: str, words: str) -> None:

@@ -143,8 +143,12 @@ def test_prefix_reuse_gives_the_same_tokens_and_keeps_prefixes_across_batches(mo
     steering = Steering("study", alpha=0.8, warmup=1)
     full = generate(tok, (base, bp), (expert, ep), steering=steering, max_new_tokens=10)
     store = PrefixStore(base)
-    first = generate(tok, (base, bp), (expert, ep), steering=steering, max_new_tokens=10, reuse_prefixes=True, base_prefix_lens=lens, prefix_store=store)
-    again = generate(tok, (base, bp[::-1]), (expert, ep), steering=steering, max_new_tokens=10, reuse_prefixes=True, base_prefix_lens=lens, prefix_store=store)
+    first = generate(
+        tok, (base, bp), (expert, ep), steering=steering, max_new_tokens=10, reuse_prefixes=True, base_prefix_lens=lens, prefix_store=store
+    )
+    again = generate(
+        tok, (base, bp[::-1]), (expert, ep), steering=steering, max_new_tokens=10, reuse_prefixes=True, base_prefix_lens=lens, prefix_store=store
+    )
     assert _varied(full) and first == full and again == full[::-1]
     assert store.stats()["prefixes"] == 1 and store.hits == 1 and store.misses == 1
     auto = generate(tok, (base, bp), (expert, ep), steering=steering, max_new_tokens=10, reuse_prefixes=True)  # prefix found in the batch

@@ -13,8 +13,26 @@ from big5chat.generation import dialogues as dlg
 from big5chat.generation.dialogue_prompts import Scenario, is_refusal, personality, postprocess, turn0_prompt, turn1_prompt
 
 SCEN = [
-    {"original_index": 11, "head": "h", "relation": "xIntent", "tail": "t", "literal": "l", "narrative": "Ann helps Bo move.", "PersonX": "Ann", "PersonY": "Bo"},
-    {"original_index": 12, "head": "h2", "relation": "xReact", "tail": "t2", "literal": "l2", "narrative": "Cy cooks for Di.", "PersonX": "Cy", "PersonY": "Di"},
+    {
+        "original_index": 11,
+        "head": "h",
+        "relation": "xIntent",
+        "tail": "t",
+        "literal": "l",
+        "narrative": "Ann helps Bo move.",
+        "PersonX": "Ann",
+        "PersonY": "Bo",
+    },
+    {
+        "original_index": 12,
+        "head": "h2",
+        "relation": "xReact",
+        "tail": "t2",
+        "literal": "l2",
+        "narrative": "Cy cooks for Di.",
+        "PersonX": "Cy",
+        "PersonY": "Di",
+    },
 ]
 
 
@@ -98,7 +116,9 @@ def test_generator_end_to_end_on_tiny_models(tiny_models: dict[str, Path], tmp_p
     from big5chat.models.loading import load_causal_lm
 
     expert_dir = tmp_path / "experts" / "openness"
-    get_peft_model(load_causal_lm(tiny_models["base"]), LoraConfig(r=2, target_modules="all-linear", init_lora_weights=False)).save_pretrained(str(expert_dir))
+    get_peft_model(load_causal_lm(tiny_models["base"]), LoraConfig(r=2, target_modules="all-linear", init_lora_weights=False)).save_pretrained(
+        str(expert_dir)
+    )
     for mixed in (False, True):
         gen = dlg.DialogueGenerator(tiny_models["base"], {"openness": expert_dir}, SCEN, dtype="float32", steering=Steering(alpha=0.5, warmup=1),
                                     sampling=Sampling(), max_new_tokens=5, turn0_max_new_tokens=4, seed=0, mixed_adapters=mixed)  # fmt: skip
@@ -126,7 +146,9 @@ def test_generator_with_one_expert_per_level(tiny_models: dict[str, Path], tmp_p
         import torch
 
         torch.manual_seed(k)
-        get_peft_model(load_causal_lm(tiny_models["base"]), LoraConfig(r=2, target_modules="all-linear", init_lora_weights=False)).save_pretrained(str(trait_dir / lvl))
+        get_peft_model(load_causal_lm(tiny_models["base"]), LoraConfig(r=2, target_modules="all-linear", init_lora_weights=False)).save_pretrained(
+            str(trait_dir / lvl)
+        )
     jobs = dlg.turn1_jobs(SCEN, ["openness"])
     groups = dlg.turn1_groups(jobs, {"openness": trait_dir})
     assert [{j.level for j in g} for g in groups] == [{"high"}, {"low"}]
@@ -158,6 +180,9 @@ def test_sweep_rows_from_exp_show_json() -> None:
         return {"name": name, "data": {"params": {"params.yaml": {"data": {"generate_dialogues": {"alpha": alpha}}}},
                                        "metrics": {"reports/metrics/eval_dialogues.json": {"data": {"dexperts": {"accuracy": {"overall": acc}}}}}}}  # fmt: skip
 
-    shown = [{"rev": "workspace", **run("workspace", 0.5, 0.6)}, {"rev": "abc", "experiments": [{"revs": [run("exp-1", 1.0, 0.7), run("exp-2", 2.0, 0.4)]}]}]
+    shown = [
+        {"rev": "workspace", **run("workspace", 0.5, 0.6)},
+        {"rev": "abc", "experiments": [{"revs": [run("exp-1", 1.0, 0.7), run("exp-2", 2.0, 0.4)]}]},
+    ]
     rows = collect(shown, "generate_dialogues.alpha", "dexperts.accuracy.overall")
     assert sorted((r["param"], r["metric"]) for r in rows) == [(0.5, 0.6), (1.0, 0.7), (2.0, 0.4)]

@@ -45,11 +45,23 @@ def test_figures_from_synthetic_metrics(tmp_path: Path) -> None:
                                "train_output": f"{lvl} reply"} for t in TRAITS for lvl in ("high", "low")])  # fmt: skip
     _saved(fg.dataset_examples(dialogues, TRAITS), tmp_path, "examples")
     clf = {"test": {"traits": {t: {"accuracy": 0.6, "accuracy_strong": 0.7} for t in TRAITS}}}
-    ex = {"accuracy": {**{t: {"expert": 0.6, "prompting": 0.5, "real_posts": 0.7} for t in TRAITS}, "overall": {"expert": 0.6, "prompting": 0.5, "real_posts": None}}}
+    ex = {
+        "accuracy": {
+            **{t: {"expert": 0.6, "prompting": 0.5, "real_posts": 0.7} for t in TRAITS},
+            "overall": {"expert": 0.6, "prompting": 0.5, "real_posts": None},
+        }
+    }
     _saved(fg.classifier_and_experts(clf, ex), tmp_path, "classifier")
     _saved(fg.alpha_sweep({"alpha": 0.5, "study_alpha_sweep": {"0.25": 0.7, "1.0": 0.6}, "dexperts": {"accuracy": {"overall": 0.55}},
                            "prompting": {"accuracy": {"overall": 0.5}}}), tmp_path, "alpha")  # fmt: skip
-    summary = fg.summary_frames({"summary": {"sft": {"BFI": {"avg_high": 4.0, "avg_low": 2.0, "gap": 2.0}}, "prompt_inst": {"BFI": {"avg_high": 3.5, "avg_low": 2.5, "gap": 1.0}}}})
+    summary = fg.summary_frames(
+        {
+            "summary": {
+                "sft": {"BFI": {"avg_high": 4.0, "avg_low": 2.0, "gap": 2.0}},
+                "prompt_inst": {"BFI": {"avg_high": 3.5, "avg_low": 2.5, "gap": 1.0}},
+            }
+        }
+    )
     paper = pd.DataFrame([{"model": "llama3_70b", "method": "sft", "questionnaire": "BFI", "avg_high": 5.0, "avg_low": 1.3, "gap": 3.7}])
     _saved(pr.plot_summary(summary, paper), tmp_path, "summary")
     _saved(pr.plot_conditions(_domains(), "BFI", TRAITS), tmp_path, "conditions")
@@ -103,7 +115,14 @@ def test_paper_reference_files_hold_the_papers_numbers() -> None:
     from big5chat.reporting import paper
 
     q = paper.questionnaires()
-    cell = q[(q["questionnaire"] == "BFI") & (q["model"] == "llama3_70b") & (q["method"] == "sft") & (q["trait"] == "openness") & (q["level"] == "low") & (q["domain"] == "O")]
+    cell = q[
+        (q["questionnaire"] == "BFI")
+        & (q["model"] == "llama3_70b")
+        & (q["method"] == "sft")
+        & (q["trait"] == "openness")
+        & (q["level"] == "low")
+        & (q["domain"] == "O")
+    ]
     assert cell["mean"].item() == 1.2  # PAPER.md section 3: BFI 70B SFT O- 1.2
     r = paper.reasoning()
     assert r[(r["benchmark"] == "GSM8K") & (r["method"] == "dpo") & (r["trait"] == "neuroticism") & (r["level"] == "high")]["value"].item() == 15.2

@@ -14,7 +14,6 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-
 from conftest import copy_project, project_env, run
 
 NETBLOCK = Path(__file__).parent / "netblock"
@@ -108,7 +107,9 @@ def test_generation_killed_midway_resumes_from_finished_rows(smoke: SimpleNamesp
     assert "generate_dialogues" in status.stdout
     resumed = run(["dvc", "repro", "generate_dialogues"], p)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    done = [int(line.split(": ")[1].split(" of ")[0]) for line in resumed.stderr.splitlines() + resumed.stdout.splitlines() if "rows already done" in line]
+    done = [
+        int(line.split(": ")[1].split(" of ")[0]) for line in resumed.stderr.splitlines() + resumed.stdout.splitlines() if "rows already done" in line
+    ]
     assert done and done[0] >= 20, "the rerun must start from the finished rows"
     assert json.loads((p / "reports/metrics/generate_dialogues.json").read_text())["rows"] == 8 * 10
 

@@ -13,7 +13,13 @@ import pytest
 from big5chat.psychometrics.conditions import Condition, conditions, messages, prefix
 from big5chat.psychometrics.parsing import parse_score
 from big5chat.psychometrics.scoring import (
-    bootstrap_separation, correlation_matrix, cronbach_alpha, domain_scores, frobenius, human_domains, keyed,
+    bootstrap_separation,
+    correlation_matrix,
+    cronbach_alpha,
+    domain_scores,
+    frobenius,
+    human_domains,
+    keyed,
 )  # fmt: skip
 
 

@@ -1,16 +1,16 @@
 """Command line: ``python -m big5chat COMMAND``.
 
-  stage NAME [--item X]     run a dvc.yaml stage's notebook (what dvc.yaml's cmd calls)
-  params [--profile NAME] [--check] [OVERRIDE ...]
-                            compose params.yaml from configs/ (as `dvc exp run -S profile=NAME` does)
-  validate [--params FILE]  validate a params file and exit (non-zero, naming every bad key, on errors)
-  build-sample              rebuild data/sample/posts.csv and posts_heldout.csv from data/sample/{authored,heldout}/
-  train-sft --config RUN    one SFT run from a run file (what train_sft launches, also under `accelerate launch`)
-  train-dpo --config RUN    one DPO run from a run file
-  train-expert --config RUN one expert generator's run from a run file (train_experts; full FT under accelerate)
-  sweep-figure PARAM METRIC a metric against a param across DVC experiments (reports/figures/sweeps/)
-  build-paper-reference DIR rebuild data/paper/ from the study's result files (../shared/data/paper_results)
-  plan --profile NAME       validate a profile without downloading; per-stage sizes, tokens, GPU memory and hours
+stage NAME [--item X]     run a dvc.yaml stage's notebook (what dvc.yaml's cmd calls)
+params [--profile NAME] [--check] [OVERRIDE ...]
+                          compose params.yaml from configs/ (as `dvc exp run -S profile=NAME` does)
+validate [--params FILE]  validate a params file and exit (non-zero, naming every bad key, on errors)
+build-sample              rebuild data/sample/posts.csv and posts_heldout.csv from data/sample/{authored,heldout}/
+train-sft --config RUN    one SFT run from a run file (what train_sft launches, also under `accelerate launch`)
+train-dpo --config RUN    one DPO run from a run file
+train-expert --config RUN one expert generator's run from a run file (train_experts; full FT under accelerate)
+sweep-figure PARAM METRIC a metric against a param across DVC experiments (reports/figures/sweeps/)
+build-paper-reference DIR rebuild data/paper/ from the study's result files (../shared/data/paper_results)
+plan --profile NAME       validate a profile without downloading; per-stage sizes, tokens, GPU memory and hours
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ def _cmd_params(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from big5chat.config import ConfigError, load_params
-
     from big5chat.data.check import check_inputs
 
     try:
@@ -77,7 +76,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_build_sample(args: argparse.Namespace) -> int:
     from big5chat import paths
     from big5chat.data.sample_corpus import build_sample_posts
-
     from big5chat.data.tables import DataError
 
     try:

@@ -126,9 +126,7 @@ class DataConfig:
 
     def check(self) -> list[Any]:
         return [
-            (f"benchmarks.{k}", f"unknown benchmark task (known: {', '.join(BENCHMARK_TASKS)})")
-            for k in self.benchmarks
-            if k not in BENCHMARK_TASKS
+            (f"benchmarks.{k}", f"unknown benchmark task (known: {', '.join(BENCHMARK_TASKS)})") for k in self.benchmarks if k not in BENCHMARK_TASKS
         ]
 
 
@@ -368,10 +366,14 @@ class EvaluateReasoningConfig:
     max_gen_toks: PositiveInt = 256
     batch_size: PositiveInt = 8
     dtype: Literal["float32", "bfloat16"] = "float32"
-    backend: backends.Backend = "hf_prefix"  # lm-eval's model: hf (HFLM), hf_prefix (HFLM, each shared context run once) or vllm (GPU machines with vllm)
+    backend: backends.Backend = (
+        "hf_prefix"  # lm-eval's model: hf (HFLM), hf_prefix (HFLM, each shared context run once) or vllm (GPU machines with vllm)
+    )
 
     def check(self) -> list[Any]:
-        problems: list[Any] = [(f"limits.{k}", f"unknown task (known: {', '.join(BENCHMARK_TASKS)})") for k in self.limits if k not in BENCHMARK_TASKS]
+        problems: list[Any] = [
+            (f"limits.{k}", f"unknown task (known: {', '.join(BENCHMARK_TASKS)})") for k in self.limits if k not in BENCHMARK_TASKS
+        ]
         return problems + backend_problems(self.backend)
 
 

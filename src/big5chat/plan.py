@@ -97,20 +97,40 @@ def stage_estimates(params: Any) -> list[dict[str, Any]]:
         (16 if full else 2.4) * expert_base.params / 1e9, "full FT + ZeRO-3, 6NT" if full else "LoRA, 4NT")  # fmt: skip
     ev = params.eval_experts
     gen = traits * 2 * ev.n_prefixes * ev.max_new_tokens * 2
-    row("eval_experts", expert_name, expert_base, gen, decode_hours(expert_base, gen, ev.batch_size), 2 * expert_base.params / 1e9 * 1.2, "decode, bandwidth-bound")
+    row(
+        "eval_experts",
+        expert_name,
+        expert_base,
+        gen,
+        decode_hours(expert_base, gen, ev.batch_size),
+        2 * expert_base.params / 1e9 * 1.2,
+        "decode, bandwidth-bound",
+    )
     g = params.generate_dialogues
     replies = n_scen * traits * 2
     prompt_t = (n_scen + replies) * 400
     gen_t = n_scen * g.turn0_max_new_tokens + replies * g.max_new_tokens
     n_models = 2 if g.rule == "study" else 3
-    hours = gpu_hours(2 * base.params * prompt_t, UTIL_PREFILL) + decode_hours(base, gen_t, g.batch_size) + (n_models - 1) * decode_hours(expert_base, replies * g.max_new_tokens, g.batch_size)
+    hours = (
+        gpu_hours(2 * base.params * prompt_t, UTIL_PREFILL)
+        + decode_hours(base, gen_t, g.batch_size)
+        + (n_models - 1) * decode_hours(expert_base, replies * g.max_new_tokens, g.batch_size)
+    )
     mem = 2 * (base.params + expert_base.params) / 1e9 + kv_gb(base, g.batch_size * (400 + g.max_new_tokens))
     row("generate_dialogues", "base + experts", base, prompt_t + gen_t, hours, mem, f"prefill 2NT + decode ({n_models} models)")
     for name, p, pairs in (("train_sft", params.train_sft, 1), ("train_dpo", params.train_dpo, 2)):
         n = replies * (1 - p.val_size) if p.max_records is None else p.max_records
         t = n * 200 * pairs * p.epochs
         flops = 4 * base.params * t + (2 * base.params * t if name == "train_dpo" else 0)  # DPO adds the reference forward
-        row(name, params.models.base.name, base, t, gpu_hours(flops, UTIL_TRAIN), 2.4 * base.params / 1e9, "LoRA 4NT" + (" + reference 2NT" if pairs == 2 else ""))
+        row(
+            name,
+            params.models.base.name,
+            base,
+            t,
+            gpu_hours(flops, UTIL_TRAIN),
+            2.4 * base.params / 1e9,
+            "LoRA 4NT" + (" + reference 2NT" if pairs == 2 else ""),
+        )
     a = params.assess_personality
     conds = 1 + 10 * (len(a.methods) - 1) + 2
     answers = conds * (44 * ("BFI" in a.questionnaires) + 120 * ("IPIP-NEO" in a.questionnaires)) * (a.runs if a.mode == "generate" else 1)
@@ -124,7 +144,9 @@ def stage_estimates(params: Any) -> list[dict[str, Any]]:
     r = params.evaluate_reasoning
     n_cells = (1 if "direct" in r.methods else 0) + (len([m for m in r.methods if m != "direct"]) * (len(r.conditions) if r.conditions else 10))
     items = sum(min(HUB_ROWS[tk], r.limits.get(tk, r.limit) or HUB_ROWS[tk]) for tk in r.tasks)
-    t = n_cells * items * 300 + (n_cells * min(HUB_ROWS["gsm8k"], r.limits.get("gsm8k", r.limit) or HUB_ROWS["gsm8k"]) * 900 if "gsm8k" in r.tasks else 0)
+    t = n_cells * items * 300 + (
+        n_cells * min(HUB_ROWS["gsm8k"], r.limits.get("gsm8k", r.limit) or HUB_ROWS["gsm8k"]) * 900 if "gsm8k" in r.tasks else 0
+    )
     row("evaluate_reasoning", params.models.base.name, base, t, gpu_hours(2 * base.params * t, UTIL_PREFILL), 2 * base.params / 1e9 * 1.2,
         f"{n_cells} cells x {items} items, scoring 2NT")  # fmt: skip
     return rows

@@ -7,11 +7,14 @@ import random
 import resource
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 
-def stage_environment(hf_hub_offline: bool, base: dict[str, str] | None = None, omp_wait_policy: str = "PASSIVE", device: str = "auto") -> dict[str, str]:
+def stage_environment(
+    hf_hub_offline: bool, base: dict[str, str] | None = None, omp_wait_policy: str = "PASSIVE", device: str = "auto"
+) -> dict[str, str]:
     """The environment a stage (and its notebook kernel) runs with."""
     env = dict(os.environ if base is None else base)
     # Spinning OpenMP threads slow CPU work 10-30x under contention; PASSIVE costs ~20% on an idle machine.

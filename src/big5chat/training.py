@@ -163,7 +163,6 @@ def _chat_fields(records: list[dict[str, Any]] | None, fields: tuple[str, ...]) 
 
 def _common_args(run_name: str, batch_size: int, grad_accum: int, epochs: float, max_steps: int, learning_rate: float,
                  scheduler: str, warmup_steps: int, bf16: bool, seed: int) -> dict[str, Any]:  # fmt: skip
-    import torch
 
     return dict(
         output_dir=str(scratch_dir(run_name)),

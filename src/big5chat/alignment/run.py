@@ -34,7 +34,6 @@ class RunFile:
     run_name: str = "align"
 
 
-
 def write_run_file(path: Path, run: RunFile) -> Path:
     from big5chat.storage import write_json
 

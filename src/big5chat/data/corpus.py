@@ -143,8 +143,7 @@ def label_corpus(
         out[f"{trait}_level"] = levels
         out[f"{trait}_target"] = target
         counts = {
-            split: {lvl: int(((levels == lvl) & (out["split"].to_numpy() == split)).sum()) for lvl in ("high", "low")}
-            for split in ("train", "test")
+            split: {lvl: int(((levels == lvl) & (out["split"].to_numpy() == split)).sum()) for lvl in ("high", "low")} for split in ("train", "test")
         }
         summary["traits"][trait] = info | {"counts": counts}
     return out, summary

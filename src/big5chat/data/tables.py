@@ -122,9 +122,7 @@ def _read_csv(path: Path, text: str) -> tuple[list[str], Iterator[tuple[int, int
                 continue
             i += 1
             if len(values) != len(header):
-                raise DataError(
-                    name, f"has {len(values)} fields but the header has {len(header)}", row=i, line=reader.line_num
-                )
+                raise DataError(name, f"has {len(values)} fields but the header has {len(header)}", row=i, line=reader.line_num)
             yield i, reader.line_num, dict(zip(header, values))
 
     return header, rows()

@@ -31,7 +31,9 @@ def require(backend: Backend) -> None:
         raise BackendUnavailable(f"unknown backend {backend!r} (use 'hf', 'hf_prefix' or 'vllm')")
 
 
-def lm_eval_model_args(backend: Backend, model_dir: str, adapter_dir: str | None = None, dtype: str = "bfloat16", batch_size: int | str = "auto") -> tuple[str, dict[str, Any]]:
+def lm_eval_model_args(
+    backend: Backend, model_dir: str, adapter_dir: str | None = None, dtype: str = "bfloat16", batch_size: int | str = "auto"
+) -> tuple[str, dict[str, Any]]:
     """(lm-eval model name, model args) for a backend; hf_prefix takes hf's args; vLLM serves LoRA adapters with
     ``enable_lora``."""
     require(backend)

@@ -14,8 +14,9 @@ batched forward of a PEFT model with mixed adapters (``adapter_names``) and one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 
@@ -40,9 +41,7 @@ class Sampling:
     top_p: float = 1.0
 
 
-def combine_logits(
-    base: torch.Tensor, expert: torch.Tensor | None, anti: torch.Tensor | None, steering: Steering, step: int
-) -> torch.Tensor:
+def combine_logits(base: torch.Tensor, expert: torch.Tensor | None, anti: torch.Tensor | None, steering: Steering, step: int) -> torch.Tensor:
     """The steered next-token logits at decoding step ``step`` (0 = the first new token)."""
     if expert is None or steering.alpha == 0 or step < steering.warmup:
         return base

@@ -11,14 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from big5chat.experts.layout import adapter_folders, adapter_name, anti_expert_dir, design_of, expert_dir
-from big5chat.storage import jsonl_lines
 from big5chat.generation.dialogue_prompts import Scenario, postprocess, turn0_prompt, turn1_prompt
 from big5chat.prompts import expert_instruction, trait_system_prompt
+from big5chat.storage import jsonl_lines
 from big5chat.traits import opposite
 
 OFFICIAL_COLUMNS = (
@@ -165,7 +166,9 @@ class DialogueGenerator:
         self.expert_base_dir = resolve_alias(expert_base_dir) if expert_base_dir else resolve_alias(base_dir)
         if self.expert_base_dir != resolve_alias(base_dir):
             if mixed_adapters:
-                raise ValueError("generate_dialogues.mixed_adapters needs the experts to be adapters of the base model itself (models.expert_base: null)")
+                raise ValueError(
+                    "generate_dialogues.mixed_adapters needs the experts to be adapters of the base model itself (models.expert_base: null)"
+                )
             check_same_vocabulary(self.tok, load_tokenizer(self.expert_base_dir), "models.expert_base vs models.base")
         self.scenarios = {int(s["original_index"]): s for s in scenarios}
         self.steering, self.sampling, self.seed = steering, sampling, seed

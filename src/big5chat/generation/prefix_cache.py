@@ -20,8 +20,9 @@ is prefilled the ordinary way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -122,7 +123,9 @@ def run_prefixes(model: Any, prefixes: list[tuple[str, tuple[int, ...]]], pad_id
     cache = model(**kwargs).cache
     if not _plain_layers(cache):
         return None
-    return [[(layer.keys[i, :, -len(p) :].clone(), layer.values[i, :, -len(p) :].clone()) for layer in cache.layers] for i, (_, p) in enumerate(prefixes)]
+    return [
+        [(layer.keys[i, :, -len(p) :].clone(), layer.values[i, :, -len(p) :].clone()) for layer in cache.layers] for i, (_, p) in enumerate(prefixes)
+    ]
 
 
 def prefilled_cache(model: Any, kvs: list[KV], width: int) -> Any:

@@ -55,8 +55,7 @@ def check_model_dir(path: str | Path) -> Path:
     if not weights:
         pickles = sorted(f.name for f in p.iterdir() if f.suffix.lower() in PICKLE_SUFFIXES)
         detail = (
-            f"; it has {', '.join(pickles)}: pickle-based weights can run code when loaded and are refused. "
-            "Convert them to safetensors first"
+            f"; it has {', '.join(pickles)}: pickle-based weights can run code when loaded and are refused. Convert them to safetensors first"
             if pickles
             else ""
         )
@@ -88,8 +87,7 @@ def load_tokenizer(
         raise ModelLoadError(f"{p}: the tokenizer has no pad token (prepare_models sets one; was it skipped?)")
     if causal and tok.eos_token_id is not None and tok.pad_token_id == tok.eos_token_id:
         raise ModelLoadError(
-            f"{p}: the pad token is the EOS token {tok.eos_token!r}; training would mask every EOS label. "
-            "prepare_models picks a distinct pad token"
+            f"{p}: the pad token is the EOS token {tok.eos_token!r}; training would mask every EOS label. prepare_models picks a distinct pad token"
         )
     if require_chat_template and not getattr(tok, "chat_template", None):
         raise ModelLoadError(f"{p}: the tokenizer has no chat template, and this stage formats chats")
@@ -130,8 +128,8 @@ def quantization_kwargs(quantize: str | None, dtype: str, device: str) -> dict[s
     if device != "cuda":
         raise ModelLoadError(f"models.*.quantize={quantize} needs a CUDA GPU (bitsandbytes); this run is on {device}")
     try:
-        from transformers import BitsAndBytesConfig
         import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
     except ImportError as exc:
         raise ModelLoadError(f"models.*.quantize={quantize} needs bitsandbytes: pip install bitsandbytes ({exc})") from exc
     if quantize == "4bit":
@@ -153,9 +151,7 @@ def load_causal_lm(path: str | Path, *, dtype: str = "float32", device: str | No
     p = check_model_dir(path)
     device = device or stage_device()
     quant = quantization_kwargs(read_card(p).get("quantize"), dtype, device)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False, **quant
-    )
+    model = AutoModelForCausalLM.from_pretrained(str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False, **quant)
     if not quant and device != "cpu":
         model = model.to(device)
     return contiguous_lm_head_input(model).eval()
@@ -171,7 +167,9 @@ def load_encoder(path: str | Path, *, dtype: str = "float32", device: str | None
     return (model.to(device) if device != "cpu" else model).eval()
 
 
-def load_chat_model(path: str | Path, *, dtype: str = "float32", padding_side: Literal["left", "right"] = "left", device: str | None = None) -> tuple[Any, Any]:
+def load_chat_model(
+    path: str | Path, *, dtype: str = "float32", padding_side: Literal["left", "right"] = "left", device: str | None = None
+) -> tuple[Any, Any]:
     """(model, tokenizer) of a chat LM: the tokenizer must have a chat template and a distinct pad token."""
     tok = load_tokenizer(path, padding_side=padding_side, require_chat_template=True, causal=True)
     return load_causal_lm(path, dtype=dtype, device=device), tok

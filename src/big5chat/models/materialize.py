@@ -15,9 +15,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from big5chat.storage import sha256_file
 from big5chat.models.loading import ModelLoadError, check_model_dir, load_tokenizer
 from big5chat.models.registry import EMBEDDED, TINY, EmbeddedModel, TinyModel
+from big5chat.storage import sha256_file
 
 # Tokens that can serve as padding without resizing embeddings, tried in order when pad is unset or is EOS.
 PAD_CANDIDATES = ("<|endoftext|>", "<|finetune_right_pad_id|>", "<|reserved_special_token_0|>", "<pad>", "[PAD]", "<unk>")
@@ -73,8 +73,7 @@ def _choose_pad(tok: Any) -> None:
             tok.pad_token = cand
             return
     raise ModelLoadError(
-        f"no pad token distinct from EOS among {PAD_CANDIDATES}; add one to the tokenizer and resize the "
-        "embeddings before using this model"
+        f"no pad token distinct from EOS among {PAD_CANDIDATES}; add one to the tokenizer and resize the embeddings before using this model"
     )
 
 

@@ -113,22 +113,39 @@ def correlations_json(corr: dict[str, Any]) -> dict[str, Any]:
     """The correlations result as JSON (matrices as nested dicts), the table make_figures reads."""
 
     def d(m: pd.DataFrame | None) -> Any:
-        return None if m is None else {r: {c: (None if np.isnan(v) else round(float(v), 6)) for c, v in row.items()} for r, row in m.to_dict("index").items()}
+        return (
+            None
+            if m is None
+            else {r: {c: (None if np.isnan(v) else round(float(v), 6)) for c, v in row.items()} for r, row in m.to_dict("index").items()}
+        )
 
     return {"questionnaire": corr["questionnaire"], "human": d(corr["human"]), "human_n": corr["human_n"],
             "models": {k: d(v) for k, v in corr["models"].items()}, "paper": {k: d(v) for k, v in corr["paper"].items()},
             "frobenius": {k: round(float(v), 6) for k, v in corr["frobenius"].items()}}  # fmt: skip
 
 
-def metrics(summary: pd.DataFrame, separation: pd.DataFrame, alpha: pd.DataFrame, parse: pd.DataFrame, corr: dict[str, Any], mode: str) -> dict[str, Any]:
+def metrics(
+    summary: pd.DataFrame, separation: pd.DataFrame, alpha: pd.DataFrame, parse: pd.DataFrame, corr: dict[str, Any], mode: str
+) -> dict[str, Any]:
     def r(x: Any) -> Any:
         return None if x is None or (isinstance(x, float) and np.isnan(x)) else round(float(x), 4)
 
-    out: dict[str, Any] = {"mode": mode, "summary": {}, "separation": {}, "alpha": {}, "unparsed": {}, "frobenius": {k: r(v) for k, v in corr["frobenius"].items()}}
+    out: dict[str, Any] = {
+        "mode": mode,
+        "summary": {},
+        "separation": {},
+        "alpha": {},
+        "unparsed": {},
+        "frobenius": {k: r(v) for k, v in corr["frobenius"].items()},
+    }
     for row in summary.itertuples():
         out["summary"].setdefault(row.method, {})[row.questionnaire] = {"avg_high": r(row.avg_high), "avg_low": r(row.avg_low), "gap": r(row.gap)}
     for row in separation.itertuples():
-        out["separation"].setdefault(row.method, {}).setdefault(row.questionnaire, {})[row.trait] = {"diff": r(row.diff), "lo": r(row.lo), "hi": r(row.hi)}
+        out["separation"].setdefault(row.method, {}).setdefault(row.questionnaire, {})[row.trait] = {
+            "diff": r(row.diff),
+            "lo": r(row.lo),
+            "hi": r(row.hi),
+        }
     for row in alpha.itertuples():
         out["alpha"].setdefault(row.method, {}).setdefault(row.questionnaire, {})[row.domain] = r(row.alpha)
     for row in parse.itertuples():

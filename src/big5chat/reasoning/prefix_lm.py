@@ -106,7 +106,10 @@ class PrefixReuseLM(HFLM):
         return {"logits_to_keep": n} if self._logits_to_keep else {}
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, **kwargs: Any) -> Any:
-        with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype, enabled=self.mixed_precision_dtype is not None):
+        with (
+            torch.no_grad(),
+            torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype, enabled=self.mixed_precision_dtype is not None),
+        ):
             return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **kwargs)
 
     def _left_padded(self, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -11,9 +11,10 @@ shared context once across a request's answer choices, ``big5chat.reasoning.pref
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 

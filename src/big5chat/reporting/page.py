@@ -95,7 +95,9 @@ def build(figures: list[Path], params: dict[str, Any]) -> str:
             lines.append(f"| {role} model | {c['name']} ({c['kind']}, {c['parameters']:,} parameters, {c['dtype']}) |")
     pd_ = m.get("prepare_data") or {}
     if pd_:
-        lines.append(f"| posts | {pd_['posts']['used']} used ({pd_['posts']['test']} in test), split {params.get('prepare_data', {}).get('split_method')} |")
+        lines.append(
+            f"| posts | {pd_['posts']['used']} used ({pd_['posts']['test']} in test), split {params.get('prepare_data', {}).get('split_method')} |"
+        )
         lines.append(f"| scenarios | {pd_['scenarios']['sampled']} sampled of {pd_['scenarios']['available']} |")
     tc = m.get("train_classifier") or {}
     if tc:
