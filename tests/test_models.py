@@ -60,9 +60,15 @@ def test_local_kind_fixes_pad_and_links_weights(tmp_path: Path, tiny_models: dic
     cfg = json.loads((src / "tokenizer_config.json").read_text())
     cfg["pad_token"] = "<|im_end|>"  # as SmolLM2 ships it: pad == eos
     (src / "tokenizer_config.json").write_text(json.dumps(cfg))
+    before = {f.name: f.read_bytes() for f in src.iterdir() if f.is_file()}
     card = materialize(ModelSpec("local", str(src)), tmp_path / "out", "base")
     assert card["pad_token"] == "<|endoftext|>"
     assert json.loads((tmp_path / "out" / "config.json").read_text())["pad_token_id"] == 0
+    # the user's folder is never written: byte-identical, nothing added; only the weights are shared (hard link)
+    assert {f.name: f.read_bytes() for f in src.iterdir() if f.is_file()} == before
+    for f in (tmp_path / "out").iterdir():
+        if (src / f.name).is_file():
+            assert f.samefile(src / f.name) == (f.suffix == ".safetensors"), f.name
 
 
 def test_hub_kind_refuses_to_go_online_when_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -213,10 +213,14 @@ def _from_folder(source: Path, tmp: Path, causal: bool, record: dict[str, Any]) 
     tmp.mkdir(parents=True)
     for f in source.iterdir():
         if f.is_file() and f.suffix.lower() in (".safetensors", ".json", ".model", ".tiktoken", ".jinja", ".txt"):
-            try:
-                os.link(f.resolve(), tmp / f.name)  # no copy of multi-GB weights where a hard link works
-            except OSError:
-                shutil.copy2(f.resolve(), tmp / f.name)
+            if f.suffix.lower() == ".safetensors":  # weights are never rewritten: a hard link spares a multi-GB copy
+                try:
+                    os.link(f.resolve(), tmp / f.name)
+                    continue
+                except OSError:
+                    pass
+            # configs and tokenizer files are rewritten below (pad token): a copy, so the source stays untouched
+            shutil.copy2(f.resolve(), tmp / f.name)
     if causal:
         from transformers import AutoTokenizer
 
