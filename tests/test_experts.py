@@ -167,3 +167,28 @@ def test_prefixes_come_from_posts_labelled_for_the_trait_half_per_level() -> Non
     assert got == choose_prefixes(posts, "openness", 4, seed=0)
     jobs = completion_jobs({"openness": got[:2], "neuroticism": ["x y"]}, ["openness", "neuroticism"])
     assert len(jobs) == 2 * 2 + 2 and set(jobs[jobs["trait"] == "neuroticism"]["prefix"]) == {"x y"}
+
+
+def test_training_loads_the_model_in_its_cards_dtype(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """A bf16 model card (models.base.dtype: bfloat16) leads to bf16 base weights in training; a stage's own dtype
+    still overrides it."""
+    import json
+    import shutil
+
+    from big5chat.config import LoraParams
+    from big5chat.models.loading import card_dtype
+    from big5chat.training import sft_train
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_models["base"], base)
+    card = json.loads((base / "card.json").read_text()) if (base / "card.json").is_file() else {}
+    (base / "card.json").write_text(json.dumps(card | {"dtype": "bfloat16"}))
+    assert card_dtype(base) == "bfloat16"
+    posts = _posts([(f"I keep finding strange and wonderful ideas in book {i}", "high", 1.0) for i in range(4)])
+    chats = [to_chat(r) for r in build_expert_records(posts, "openness").records]
+    kw = dict(learning_rate=1e-2, epochs=1, batch_size=2, grad_accum=1, max_length=64, scheduler="constant", warmup_steps=0, bf16=False,
+              seed=0, lora=LoraParams(), run_name="t", max_steps=1)  # fmt: skip
+    for dtype, want in ((None, torch.bfloat16), ("float32", torch.float32)):
+        run = sft_train(base, chats, tmp_path / f"expert_{dtype}", dtype=dtype, **kw)  # type: ignore[arg-type]
+        frozen = [p.dtype for p in run["trainer"].model.parameters() if not p.requires_grad]
+        assert frozen and set(frozen) == {want}, dtype

@@ -72,7 +72,7 @@ def sft_train(
     lora: Any | None,
     run_name: str,
     max_steps: int = -1,
-    dtype: str = "float32",
+    dtype: str | None = None,  # default: the model card's (models.base.dtype at prepare_models)
     eval_chats: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Supervised fine-tuning on prompt/completion chats (loss on the completion only) with TRL's SFTTrainer.
@@ -124,7 +124,7 @@ def dpo_train(
     loss_type: str,
     run_name: str,
     max_steps: int = -1,
-    dtype: str = "float32",
+    dtype: str | None = None,  # default: the model card's (models.base.dtype at prepare_models)
     eval_pairs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """DPO on prompt/chosen/rejected chats with TRL's DPOTrainer and a LoRA adapter; the reference model is the

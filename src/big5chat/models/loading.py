@@ -140,8 +140,14 @@ def quantization_kwargs(quantize: str | None, dtype: str, device: str) -> dict[s
     return {"quantization_config": cfg, "device_map": "auto"}
 
 
-def load_causal_lm(path: str | Path, *, dtype: str = "float32", device: str | None = None) -> Any:
-    """A causal LM in eval mode, from safetensors only, on ``device`` (default: the stage's device).
+def card_dtype(path: str | Path) -> str:
+    """The dtype the model's card asks for (``models.<role>.dtype`` at prepare_models); float32 without a card."""
+    return str(read_card(resolve_alias(path)).get("dtype") or "float32")
+
+
+def load_causal_lm(path: str | Path, *, dtype: str | None = None, device: str | None = None) -> Any:
+    """A causal LM in eval mode, from safetensors only, on ``device`` (default: the stage's device), in ``dtype``
+    (default: the card's, ``card_dtype``).
 
     A model whose card asks for quantization (``models.base.quantize``) is loaded 4- or 8-bit across the visible
     GPUs; on a CPU that is refused with the reason.
@@ -150,6 +156,7 @@ def load_causal_lm(path: str | Path, *, dtype: str = "float32", device: str | No
 
     p = check_model_dir(path)
     device = device or stage_device()
+    dtype = dtype or card_dtype(p)
     quant = quantization_kwargs(read_card(p).get("quantize"), dtype, device)
     model = AutoModelForCausalLM.from_pretrained(str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False, **quant)
     if not quant and device != "cpu":
@@ -168,9 +175,10 @@ def load_encoder(path: str | Path, *, dtype: str = "float32", device: str | None
 
 
 def load_chat_model(
-    path: str | Path, *, dtype: str = "float32", padding_side: Literal["left", "right"] = "left", device: str | None = None
+    path: str | Path, *, dtype: str | None = None, padding_side: Literal["left", "right"] = "left", device: str | None = None
 ) -> tuple[Any, Any]:
-    """(model, tokenizer) of a chat LM: the tokenizer must have a chat template and a distinct pad token."""
+    """(model, tokenizer) of a chat LM: the tokenizer must have a chat template and a distinct pad token; ``dtype``
+    defaults to the card's."""
     tok = load_tokenizer(path, padding_side=padding_side, require_chat_template=True, causal=True)
     return load_causal_lm(path, dtype=dtype, device=device), tok
 
