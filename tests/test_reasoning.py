@@ -93,3 +93,23 @@ def test_project_tasks_equal_builtin_tasks_on_real_items(shared_data: Path, tmp_
         assert [s["doc_id"] for s in mine] == [s["doc_id"] for s in theirs]
         assert [s["acc"] for s in mine] == [s["acc"] for s in theirs]
         assert ours["results"][f"b5c_{task}"]["acc,none"] == builtin["results"][task]["acc,none"]
+
+
+def test_lm_evals_environment_report_is_collected_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lm_eval.evaluator as evaluator
+
+    from big5chat.reasoning.run import collect_env_info_once
+
+    calls = []
+
+    def slow_report(storage: dict) -> None:
+        calls.append(1)
+        storage.update({"pretty_env_info": "torch ...", "transformers_version": "x"})
+
+    monkeypatch.setattr(evaluator, "add_env_info", slow_report)
+    collect_env_info_once()
+    collect_env_info_once()  # idempotent: not wrapped twice
+    first, second = {"results": 1}, {}
+    evaluator.add_env_info(first)
+    evaluator.add_env_info(second)
+    assert len(calls) == 1 and first["pretty_env_info"] == second["pretty_env_info"] == "torch ..." and first["results"] == 1

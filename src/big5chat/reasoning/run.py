@@ -79,6 +79,27 @@ def make_lm(name: str, args: dict[str, Any], batch_size: int) -> Any:
     return get_model(name).create_from_arg_obj(args, {"batch_size": batch_size})
 
 
+def collect_env_info_once() -> None:
+    """lm-eval adds torch's environment report to every ``simple_evaluate`` result (``add_env_info``: subprocesses
+    such as pip and nvidia-smi, about 2 s a call; the default grid makes 56 calls). The environment does not change
+    within a run, so the report is collected on the first call and copied into later results."""
+    import copy
+
+    import lm_eval.evaluator as evaluator
+
+    if getattr(evaluator.add_env_info, "collects_once", False):
+        return
+    original, report = evaluator.add_env_info, {}
+
+    def add_env_info(storage: dict[str, Any]) -> None:
+        if not report:
+            original(report)
+        storage.update(copy.deepcopy(report))
+
+    add_env_info.collects_once = True  # type: ignore[attr-defined]
+    evaluator.add_env_info = add_env_info
+
+
 def evaluate(
     cell_list: list[Cell],
     tasks: list[str],
@@ -100,6 +121,7 @@ def evaluate(
 
     import lm_eval
 
+    collect_env_info_once()
     rows: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
     versions: dict[str, Any] = {}
