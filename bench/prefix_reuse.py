@@ -6,11 +6,12 @@ Runs the generate_dialogues stage's own code (``DialogueGenerator``: turn 0, the
 the trained experts under data/models/experts) three ways, interleaved batch by batch so that load on the machine
 falls on all three alike:
 
-- ``before``: every row prefills its whole prompt and the KV cache grows by concatenation (transformers' own layer),
-  as generation ran before the prefix store and the growing cache;
+- ``before``: every row prefills its whole prompt, the KV cache grows by concatenation (transformers' own layer) and
+  decode steps pass the 2D padding mask, as generation ran before this bench existed;
 - ``growing cache``: decoding writes into reserved cache columns (bit-identical outputs);
-- ``growing cache + prefix reuse``: a scenario's shared prompt prefix is prefilled once for its ten arms and the
-  experts' instruction once per batch (the default, ``generate_dialogues.prefix_reuse``).
+- ``growing cache + prefix reuse``: also a scenario's shared prompt prefix prefilled once for its ten arms, the
+  experts' instruction once per batch (``generate_dialogues.prefix_reuse``), and decode steps given a 4D mask (the
+  unpadded expert stream otherwise takes torch's slower no-mask CPU attention path): the default.
 
 Prints seconds per part, the speed-up over ``before`` and how many rows decode exactly the same tokens as
 ``before`` (in bfloat16 rounding differs with the prefill's shapes; the same rows split into other batches are
@@ -57,12 +58,13 @@ def main() -> int:
     common = dict(dtype=args.dtype, steering=dexperts.Steering(), sampling=dexperts.Sampling(), max_new_tokens=args.max_new_tokens,
                   turn0_max_new_tokens=args.max_new_tokens, seed=42, expert_base_dir=paths.MODELS / "expert_base")  # fmt: skip
     gens = {m: dlg.DialogueGenerator(paths.MODELS / "base", experts, scenarios, prefix_reuse=m.endswith("reuse"), **common) for m in MODES}  # type: ignore[arg-type]
-    reserve = dexperts.reserve
+    reserve, decode_mask = dexperts.reserve, dexperts.Stream._decode_mask
     secs = {m: {"turn0": 0.0, "turn1": 0.0} for m in MODES}
     texts: dict[str, dict[str, str]] = {m: {} for m in MODES}
 
     def run(mode: str, part: str, fn, batch: list[dlg.Job]) -> None:  # type: ignore[no-untyped-def]
         dexperts.reserve = reserve if mode != "before" else (lambda cache, extra: False)  # type: ignore[assignment]
+        dexperts.Stream._decode_mask = decode_mask if mode == MODES[2] else (lambda self: self.mask)  # type: ignore[method-assign]
         start = time.perf_counter()
         with torch.no_grad():
             out = fn(batch)
@@ -90,12 +92,13 @@ def main() -> int:
     group = groups[0]
     half = max(1, args.batch // 2)
     dexperts.reserve = lambda cache, extra: False  # type: ignore[assignment]
+    dexperts.Stream._decode_mask = lambda self: self.mask  # type: ignore[method-assign]
     split = {}
     with torch.no_grad():
         for start in range(0, len(group), half):
             batch = group[start : start + half]
             split.update({j.key: t for j, t in zip(batch, gens["before"].turn1_batch(batch))})
-    dexperts.reserve = reserve
+    dexperts.reserve, dexperts.Stream._decode_mask = reserve, decode_mask  # type: ignore[method-assign]
     base_total = sum(secs["before"].values())
     keys = list(texts["before"])
     results = {"dtype": args.dtype, "scenarios": len(scenarios), "batch": args.batch, "rows": len(keys), "threads": torch.get_num_threads(),
