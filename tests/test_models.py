@@ -138,3 +138,15 @@ def test_a_card_asking_for_4bit_is_refused_on_cpu(tmp_path: Path, tiny_models: d
     (d / "card.json").write_text(json.dumps({**card, "quantize": "4bit"}))
     with pytest.raises(ModelLoadError, match="needs a CUDA GPU"):
         load_chat_model(d, device="cpu")
+
+
+def test_size_label_from_the_card(tmp_path: Path) -> None:
+    from big5chat.psychometrics.report import size_label
+
+    for n, want in ((134_515_008, "135M"), (8_030_261_248, "8B"), (70_553_706_496, "70B")):
+        folder = tmp_path / want
+        folder.mkdir()
+        (folder / "card.json").write_text(json.dumps({"parameters": n}))
+        assert size_label(folder) == want
+    (tmp_path / "nocard").mkdir()
+    assert size_label(tmp_path / "nocard") == "nocard"

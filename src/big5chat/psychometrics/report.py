@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -163,15 +164,27 @@ def _theme() -> None:
     sns.set_theme(context="paper", style="whitegrid", font_scale=0.9)
 
 
-def plot_summary(summary: pd.DataFrame, paper: pd.DataFrame) -> Any:
-    """Per questionnaire: each method's mean targeted score at high and at low, ours beside the paper's (70B, 8B)."""
+def size_label(model_dir: str | Path) -> str:
+    """A model's size as people write it, from its card's parameter count ("135M", "8B", "70B"), for legends; the
+    folder name when the card has no count."""
+    from big5chat.models.loading import read_card, resolve_alias
+
+    n = read_card(resolve_alias(model_dir)).get("parameters")
+    if not isinstance(n, (int, float)) or n <= 0:
+        return Path(model_dir).name
+    return f"{int(n // 1e9)}B" if n >= 1e9 else f"{round(n / 1e6)}M"
+
+
+def plot_summary(summary: pd.DataFrame, paper: pd.DataFrame, ours: str = "ours") -> Any:
+    """Per questionnaire: each method's mean targeted score at high and at low, ours beside the paper's (70B, 8B);
+    ``ours`` labels this run's bars (e.g. "ours (135M)", from the base model's card)."""
     import matplotlib.pyplot as plt
 
     _theme()
     qs = list(summary["questionnaire"].unique())
     fig, axes = plt.subplots(1, len(qs), figsize=(6.2 * len(qs), 3.6), squeeze=False)
     methods = [m for m in METHOD_LABEL if m in set(summary["method"]) and m != "direct"]
-    sources = [("ours (135M)", summary, "tab:blue"), ("paper 70B", paper[paper["model"] == "llama3_70b"], "tab:orange"),
+    sources = [(ours, summary, "tab:blue"), ("paper 70B", paper[paper["model"] == "llama3_70b"], "tab:orange"),
                ("paper 8B", paper[paper["model"] == "llama3_8b"], "tab:green")]  # fmt: skip
     for ax, q in zip(axes[0], qs):
         xs = np.arange(len(methods))
