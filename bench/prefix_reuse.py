@@ -21,7 +21,6 @@ shown as a yardstick). Writes reports/bench/prefix_reuse.json. Run the pipeline 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -33,7 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
 
-from big5chat import paths  # noqa: E402
+from big5chat import paths, storage  # noqa: E402
 from big5chat.generation import dexperts  # noqa: E402
 from big5chat.generation import dialogues as dlg  # noqa: E402
 from big5chat.traits import TRAITS  # noqa: E402
@@ -54,7 +53,7 @@ def main() -> int:
     if missing:
         print(f"run the pipeline first (`make repro`); missing: {', '.join(missing)}", file=sys.stderr)
         return 2
-    scenarios = [json.loads(line) for line in scen_file.read_text(encoding="utf-8").splitlines()][: args.scenarios]
+    scenarios = storage.read_jsonl(scen_file)[: args.scenarios]
     common = dict(dtype=args.dtype, steering=dexperts.Steering(), sampling=dexperts.Sampling(), max_new_tokens=args.max_new_tokens,
                   turn0_max_new_tokens=args.max_new_tokens, seed=42, expert_base_dir=paths.MODELS / "expert_base")  # fmt: skip
     gens = {m: dlg.DialogueGenerator(paths.MODELS / "base", experts, scenarios, prefix_reuse=m.endswith("reuse"), **common) for m in MODES}  # type: ignore[arg-type]
@@ -117,9 +116,7 @@ def main() -> int:
         f"yardstick: 'before' rows of {group[0].trait} {group[0].level} in batches of {half} instead of {args.batch}: {same_split}/{len(split)} same text"
     )
     print(f"prefix store: {results['prefix_store']}")
-    out = paths.REPORTS / "bench" / "prefix_reuse.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    storage.write_json(paths.REPORTS / "bench" / "prefix_reuse.json", results)
     return 0
 
 

@@ -15,7 +15,6 @@ embedded SmolLM2-135M materialized into a temporary folder.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -29,17 +28,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from big5chat import paths  # noqa: E402
-from big5chat.config import DataSource  # noqa: E402
-from big5chat.reasoning.tasks import PROJECT_TASK, task_manager, write_tasks  # noqa: E402
+from big5chat import paths, storage  # noqa: E402
+from big5chat.reasoning.tasks import PROJECT_TASK, shared_sources, task_manager, write_tasks  # noqa: E402
 
-SHARED = {  # as bench/reasoning_direct.py reads them; multiple-choice tasks only (log-likelihoods)
-    "truthfulqa_mc": ("truthfulqa/mc_task.json", "validation"),
-    "piqa": ("piqa/valid.jsonl", "validation"),
-    "social_iqa": ("socialiqa/dev.jsonl", "validation"),
-    "mathqa": ("mathqa/test_subset_1000.jsonl", "test"),
-    "commonsense_qa": ("commonsenseqa/dev_rand_split.jsonl", "validation"),  # one-token choices
-}
+TASKS = ("truthfulqa_mc", "piqa", "social_iqa", "mathqa", "commonsense_qa")  # multiple choice (log-likelihoods); the last has one-token choices
 
 
 class Timed:
@@ -76,7 +68,7 @@ def run_task(lm: Any, timer: Timed, task: str, task_dir: Path, limit: int) -> di
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=100)
-    ap.add_argument("--tasks", nargs="+", default=list(SHARED), choices=list(SHARED))
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", default="cpu")
@@ -91,9 +83,8 @@ def main() -> int:
     from big5chat.reasoning.prefix_lm import PrefixReuseLM
 
     task_dir = paths.SCRATCH / "lm_eval_tasks_backend"
-    write_tasks({t: DataSource(path=str(root / SHARED[t][0]), split=SHARED[t][1]) for t in args.tasks}, task_dir)
+    write_tasks(shared_sources(args.tasks, root), task_dir)
     out = paths.REPORTS / "bench" / "reasoning_backend.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         base = paths.MODELS / "base"
         if not (base / "config.json").is_file():
@@ -124,7 +115,7 @@ def main() -> int:
             report["tasks"][task] = row
             print(f"{task:<16}{row['n']:>5}{row['requests']:>6}{row['hf_s']:>9.2f}{row['prefix_s']:>10.2f}{row['ratio']:>7.2f}"
                   f"{row['hf_total_s']:>8.1f}/{row['prefix_total_s']:<7.1f}{row['acc_hf']:>10.4f}{row['acc_prefix']:>11.4f}{str(equal):>7}{dll:>10.2e}", flush=True)  # fmt: skip
-            out.write_text(json.dumps(report, indent=2) + "\n")
+            storage.write_json(out, report)
     print(f"ratio: HFLM / prefix seconds of the log-likelihood requests; (all s): whole simple_evaluate, HFLM/prefix -> {paths.relative(out)}")
     return 0
 

@@ -23,24 +23,14 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from big5chat import paths  # noqa: E402
-from big5chat.config import DataSource  # noqa: E402
 from big5chat.reasoning.run import cells, evaluate  # noqa: E402
-from big5chat.reasoning.tasks import task_manager, write_tasks  # noqa: E402
-
-SHARED = {
-    "commonsense_qa": ("commonsenseqa/dev_rand_split.jsonl", "validation"),
-    "piqa": ("piqa/valid.jsonl", "validation"),
-    "social_iqa": ("socialiqa/dev.jsonl", "validation"),
-    "mathqa": ("mathqa/test_subset_1000.jsonl", "test"),
-    "truthfulqa_mc": ("truthfulqa/mc_task.json", "validation"),
-    "gsm8k": ("gsm8k/test.jsonl", "test"),
-}
+from big5chat.reasoning.tasks import SHARED_FILES, shared_sources, task_manager, write_tasks  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=200)
-    ap.add_argument("--tasks", nargs="+", default=list(SHARED), choices=list(SHARED))
+    ap.add_argument("--tasks", nargs="+", default=list(SHARED_FILES), choices=list(SHARED_FILES))
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--backend", default="hf", choices=["hf", "hf_prefix"], help="lm-eval model: HFLM or PrefixReuseLM")
@@ -50,7 +40,7 @@ def main() -> int:
         print(f"no shared benchmark sets at {root}", file=sys.stderr)
         return 2
     task_dir = paths.SCRATCH / "lm_eval_tasks_shared"
-    write_tasks({t: DataSource(path=str(root / SHARED[t][0]), split=SHARED[t][1]) for t in args.tasks}, task_dir)
+    write_tasks(shared_sources(args.tasks, root), task_dir)
     out = paths.REPORTS / "bench" / "reasoning_direct.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     report: dict[str, dict[str, float | int | None]] = {}

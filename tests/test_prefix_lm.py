@@ -12,14 +12,9 @@ import torch
 
 from big5chat import paths
 from big5chat.config import DataSource
-from big5chat.reasoning.tasks import PROJECT_TASK, task_manager, write_tasks
+from big5chat.reasoning.tasks import PROJECT_TASK, shared_sources, task_manager, write_tasks
 
 SAMPLE_TASKS = ("truthfulqa_mc", "piqa", "commonsense_qa")  # multi-token choices (mc2), two long choices, one-token letters
-SHARED = {
-    "truthfulqa_mc": ("truthfulqa/mc_task.json", "validation"),
-    "piqa": ("piqa/valid.jsonl", "validation"),
-    "commonsense_qa": ("commonsenseqa/dev_rand_split.jsonl", "validation"),
-}
 
 
 def _models(model_dir: Path, **kw: Any) -> tuple[Any, Any]:
@@ -198,10 +193,9 @@ def test_embedded_model_equals_hflm_on_shared_items(shared_data: Path, tmp_path:
     from big5chat.models.materialize import materialize
 
     materialize(ModelSpec("embedded", "smollm2-135m-instruct"), tmp_path / "base", "base")
-    root = shared_data / "benchmarks"
-    write_tasks({t: DataSource(path=str(root / f), split=split) for t, (f, split) in SHARED.items()}, tmp_path / "tasks")
+    write_tasks(shared_sources(SAMPLE_TASKS, shared_data / "benchmarks"), tmp_path / "tasks")
     hf, ours = _models(tmp_path / "base", batch_size=8)
-    tasks = list(SHARED)
+    tasks = list(SAMPLE_TASKS)
     ref, got = _evaluate(hf, tasks, tmp_path / "tasks", 12), _evaluate(ours, tasks, tmp_path / "tasks", 12)
     _assert_same(ref, got, tasks)
     assert any(g for t in tasks for g in _per_request(ref, t)[1]), "some requests are greedy (is_greedy compared both ways)"

@@ -68,6 +68,25 @@ def task_yaml(task: str, source: Any, data_file: Path | None) -> dict[str, Any]:
     return doc
 
 
+SHARED_FILES: dict[str, str] = {  # the real sets under ../shared/data/benchmarks (MMLU and GPQA have no copy there)
+    "social_iqa": "socialiqa/dev.jsonl",
+    "commonsense_qa": "commonsenseqa/dev_rand_split.jsonl",
+    "piqa": "piqa/valid.jsonl",
+    "gsm8k": "gsm8k/test.jsonl",
+    "mathqa": "mathqa/test_subset_1000.jsonl",
+    "truthfulqa_mc": "truthfulqa/mc_task.json",
+}
+
+
+def shared_sources(tasks: list[str] | tuple[str, ...], root: Path | None = None) -> dict[str, Any]:
+    """{task: DataSource} of the shared real sets, read in place on each task's split (benches and tests)."""
+    from big5chat import paths
+    from big5chat.config import DataSource
+
+    root = root or paths.SHARED_DATA / "benchmarks"
+    return {t: DataSource(path=str(root / SHARED_FILES[t]), split=SPECS[t].split) for t in tasks}
+
+
 def write_tasks(sources: dict[str, Any], out_dir: Path) -> dict[str, dict[str, Any]]:
     """Write a YAML (and, for local sources, the mapped JSON lines) per task; returns {task: record}."""
     from big5chat.data.loaders import load_benchmark
