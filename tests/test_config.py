@@ -165,6 +165,8 @@ def test_backend_defaults() -> None:
 def _vllm_everywhere(d: dict) -> None:
     d["assess_personality"].update(backend="vllm", mode="generate")
     d["evaluate_reasoning"]["backend"] = "vllm"
+    for stage in ("assess_personality", "evaluate_reasoning"):  # steer needs hooks on an HF model
+        d[stage]["methods"] = [m for m in d[stage]["methods"] if m != "steer"]
 
 
 def test_vllm_backend_is_refused_where_vllm_is_absent(tmp_path: Path) -> None:
@@ -190,7 +192,13 @@ def test_vllm_backend_serves_generation_mode_only(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr(backends, "vllm_available", lambda: True)
     problems = _problems(tmp_path, lambda d: d["assess_personality"].update(backend="vllm", mode="logprob"))
-    assert problems == ["assess_personality.backend: vllm serves generation mode only (mode: generate); log-prob scoring runs on hf"]
+    assert problems == [
+        "assess_personality.backend: vllm serves generation mode only (mode: generate); log-prob scoring runs on hf",
+        "assess_personality.methods: steer needs residual-stream hooks, which vLLM has not: use backend 'hf' or leave steer out",
+    ]
+    problems = _problems(tmp_path, lambda d: d["evaluate_reasoning"].update(backend="vllm"))
+    assert problems == ["evaluate_reasoning.methods: steer needs residual-stream hooks, which vLLM has not: use backend 'hf' or 'hf_prefix', "
+                        "or leave steer out"]  # fmt: skip
     data = copy.deepcopy(_params_data())
     _vllm_everywhere(data)
     f = tmp_path / "ok.yaml"

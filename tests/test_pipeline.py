@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import copy_project, project_env, run
@@ -53,8 +54,15 @@ def test_smoke_pipeline_runs_every_stage_offline(smoke: SimpleNamespace) -> None
                 "reports/eval_experts/completions.csv", "data/generated/big5chat.csv", "reports/eval_dialogues/baseline.csv",
                 "data/models/sft/adapter_model.safetensors", "data/models/dpo/train_config.json",
                 "reports/assess_personality/scores.csv", "reports/evaluate_reasoning/results.csv",
-                "reports/figures/paper/05_questionnaire_summary.pdf", "reports/README.md"):  # fmt: skip
+                "reports/figures/paper/05_questionnaire_summary.pdf", "reports/README.md", "data/models/steering/vectors.safetensors",
+                "reports/assess_personality/acquiescence.csv", "reports/figures/paper/09_acquiescence.png"):  # fmt: skip
         assert (p / out).is_file(), out
+    # method steer everywhere a method appears: questionnaires (with every method's gap split), reasoning, free replies
+    assessed = json.loads((p / "reports/metrics/assess_personality.json").read_text())
+    assert {"direct", "prompt_inst", "sft", "steer"} <= set(assessed["acquiescence"]) | {"direct"} and "steer" in assessed["summary"]
+    assert {c["method"] for c in pd.read_csv(p / "reports/evaluate_reasoning/results.csv").to_dict("records")} == {"direct", "sft", "steer"}
+    steered = json.loads((p / "reports/metrics/eval_dialogues.json").read_text())["steer"]
+    assert steered["n"] == 10 and 0 <= steered["accuracy"]["overall"] <= 1 and "degenerate_rate" in steered
     ev = json.loads((p / "reports/metrics/eval_experts.json").read_text())
     assert ev["n_completions"] == 2 * sum(ev["n_prefixes"].values()) and set(ev["design"].values()) == {"per_level"}
     assert json.loads((p / "reports/metrics/generate_dialogues.json").read_text())["rows"] == 2 * 5 * 2

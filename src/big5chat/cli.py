@@ -9,6 +9,8 @@ train-sft --config RUN    one SFT run from a run file (what train_sft launches, 
 train-dpo --config RUN    one DPO run from a run file
 train-expert --config RUN one expert generator's run from a run file (train_experts; full FT under accelerate)
 sweep-figure PARAM METRIC a metric against a param across DVC experiments (reports/figures/sweeps/)
+steer-sweep-figure        method steer across DVC experiments: gap, trait-specific gap, reply accuracy, fluency and
+                          reasoning against steer.multiplier (reports/figures/sweeps/steer.png; `make steer-sweep`)
 build-paper-reference DIR rebuild data/paper/ from the study's result files (../shared/data/paper_results)
 plan --profile NAME       validate a profile without downloading; per-stage sizes, tokens, GPU memory and hours
 """
@@ -110,6 +112,29 @@ def _cmd_sweep_figure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_steer_sweep_figure(args: argparse.Namespace) -> int:
+    import json
+    import subprocess
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from big5chat import paths, storage
+    from big5chat.reporting.sweeps import steer_sweep_figure, steer_sweep_rows
+
+    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True, check=True, cwd=paths.ROOT).stdout)
+    rows = steer_sweep_rows(shown)
+    if not rows:
+        print("no experiment ran method steer: run `make steer-sweep` first", file=sys.stderr)
+        return 2
+    import pandas as pd
+
+    storage.write_csv(paths.REPORTS / "sweeps" / "steer.csv", pd.DataFrame(rows))
+    out = storage.save_figure(steer_sweep_figure(rows), paths.FIGURES / "sweeps" / "steer.png")
+    print(f"{len(rows)} runs; wrote {paths.relative(out)} and reports/sweeps/steer.csv")
+    return 0
+
+
 def _cmd_build_paper_reference(args: argparse.Namespace) -> int:
     from big5chat import paths
     from big5chat.reporting.paper import build
@@ -154,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("metric")
     p.add_argument("--metrics-file", default="reports/metrics/eval_dialogues.json")
     p.set_defaults(func=_cmd_sweep_figure)
+    p = sub.add_parser("steer-sweep-figure", help="method steer against steer.multiplier across DVC experiments")
+    p.set_defaults(func=_cmd_steer_sweep_figure)
     p = sub.add_parser("build-paper-reference", help="rebuild data/paper/ from the study's result files")
     p.add_argument("source", type=Path)
     p.set_defaults(func=_cmd_build_paper_reference)

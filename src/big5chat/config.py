@@ -16,6 +16,7 @@ import yaml
 
 from big5chat import paths
 from big5chat.generation import backends
+from big5chat.methods import METHODS, Method
 from big5chat.strict import ConfigError, MustExist, Range, build, paths_checked, to_dict
 from big5chat.traits import LEVELS, Level, Trait
 
@@ -245,6 +246,7 @@ class EvalDialoguesConfig:
     """Classifier accuracy of the generated replies against a prompting-only baseline (alpha = 0, same prompt)."""
 
     baseline_scenarios: NonNegativeInt = 8  # scenarios (x 10 arms) also answered by the base model alone
+    steer: bool = True  # the same scenarios answered by the steered base model (method steer; `steer` params) without the description
     reference_csv: Optional[str] = None  # released BIG5-CHAT replies to score as a reference, when the file exists
     reference_per_arm: PositiveInt = 100
     study_alpha_sweep_dir: Optional[str] = None  # the study's own alpha-sweep replies, scored when the folder exists
@@ -314,9 +316,7 @@ class AssessPersonalityConfig:
     """BFI-44 and IPIP-NEO-120 for every method and condition (PAPER.md 2.8-2.9)."""
 
     mode: Literal["logprob", "generate"] = "logprob"
-    methods: list[Literal["direct", "prompt_inst", "prompt_demo", "sft", "dpo"]] = field(
-        default_factory=lambda: ["direct", "prompt_inst", "prompt_demo", "sft", "dpo"]
-    )
+    methods: list[Method] = field(default_factory=lambda: ["direct", "prompt_inst", "prompt_demo", "sft", "dpo", "steer"])
     questionnaires: list[Literal["BFI", "IPIP-NEO"]] = field(default_factory=lambda: ["BFI", "IPIP-NEO"])
     logprob_score: Literal["expected", "argmax"] = "expected"
     runs: PositiveInt = 5  # generation mode (the study: 5)
@@ -341,7 +341,30 @@ class AssessPersonalityConfig:
             problems.append(("backend", "vllm serves generation mode only (mode: generate); log-prob scoring runs on hf"))
         if self.backend == "hf_prefix":
             problems.append(("backend", "hf_prefix is an lm-eval model for evaluate_reasoning only; questionnaires use 'hf' or 'vllm'"))
+        if self.backend == "vllm" and "steer" in self.methods:
+            problems.append(("methods", "steer needs residual-stream hooks, which vLLM has not: use backend 'hf' or leave steer out"))
         return problems + backend_problems(self.backend)
+
+
+@dataclass
+class SteerConfig:
+    """Activation steering, the method ``steer``: one vector per trait (learn_steering), added to the residual
+    stream of the base model at ``layers``; ``+multiplier`` for high, ``-multiplier`` for low, in units of the
+    layer's typical residual norm (``big5chat.steering.vectors``)."""
+
+    layers: list[NonNegativeInt] = field(default_factory=lambda: [10])  # decoder layers, 0-based
+    multiplier: Annotated[float, Range(0.0)] = 0.3
+    source: Literal["corpus", "dialogues", "both"] = "corpus"  # the trait corpus's train posts | the generated replies | both
+    n_pairs: PositiveInt = 32  # high and as many low texts per trait
+    max_length: PositiveInt = 128
+    batch_size: PositiveInt = 16
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    seed: int = 42
+
+    def check(self) -> list[Any]:
+        if not self.layers or len(set(self.layers)) != len(self.layers):
+            return [("layers", "must list each layer once, at least one")]
+        return []
 
 
 @dataclass
@@ -354,7 +377,7 @@ class TraitLevel:
 class EvaluateReasoningConfig:
     """lm-evaluation-harness benchmarks for Direct, Prompt-Inst, SFT and DPO (PAPER.md 2.10)."""
 
-    methods: list[Literal["direct", "prompt_inst", "sft", "dpo"]] = field(default_factory=lambda: ["direct", "prompt_inst", "sft", "dpo"])
+    methods: list[Method] = field(default_factory=lambda: [m for m, s in METHODS.items() if s.reasoning])
     conditions: Optional[list[TraitLevel]] = None  # None = all 10 trait x level conditions
     tasks: list[Literal["gsm8k", "mathqa", "commonsense_qa", "piqa", "social_iqa", "truthfulqa_mc", "mmlu", "gpqa"]] = field(
         default_factory=lambda: list(BENCHMARK_TASKS)
@@ -374,6 +397,10 @@ class EvaluateReasoningConfig:
         problems: list[Any] = [
             (f"limits.{k}", f"unknown task (known: {', '.join(BENCHMARK_TASKS)})") for k in self.limits if k not in BENCHMARK_TASKS
         ]
+        problems += [("methods", f"{m!r} is not part of the reasoning grid (the study ran Prompt-Demo on questionnaires only)")
+                     for m in self.methods if not METHODS[m].reasoning]  # fmt: skip
+        if self.backend == "vllm" and "steer" in self.methods:
+            problems.append(("methods", "steer needs residual-stream hooks, which vLLM has not: use backend 'hf' or 'hf_prefix', or leave steer out"))
         return problems + backend_problems(self.backend)
 
 
@@ -398,6 +425,7 @@ class Params:
     train_dpo: TrainDpoConfig
     assess_personality: AssessPersonalityConfig
     evaluate_reasoning: EvaluateReasoningConfig
+    steer: SteerConfig
 
     def check(self) -> list[Any]:
         problems: list[Any] = []
@@ -447,6 +475,7 @@ SECTIONS: dict[str, Any] = {
     "train_dpo": TrainDpoConfig,
     "assess_personality": AssessPersonalityConfig,
     "evaluate_reasoning": EvaluateReasoningConfig,
+    "steer": SteerConfig,
 }
 
 

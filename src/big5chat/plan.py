@@ -131,8 +131,15 @@ def stage_estimates(params: Any) -> list[dict[str, Any]]:
             2.4 * base.params / 1e9,
             "LoRA 4NT" + (" + reference 2NT" if pairs == 2 else ""),
         )
+    st = params.steer
+    t = traits * 2 * st.n_pairs * min(st.max_length, 60)
+    depth = (max(st.layers) + 1) / base.layers  # the forward stops after the deepest steering layer
+    row("learn_steering", params.models.base.name, base, t, gpu_hours(2 * base.params * t * depth, UTIL_PREFILL),
+        (4 if st.dtype == "float32" else 2) * base.params / 1e9 * 1.2, f"prefill 2NT to layer {max(st.layers)} of {base.layers}")  # fmt: skip
+    from big5chat.psychometrics.conditions import conditions
+
     a = params.assess_personality
-    conds = 1 + 10 * (len(a.methods) - 1) + 2
+    conds = len(conditions(list(a.methods), list(params.traits)))
     answers = conds * (44 * ("BFI" in a.questionnaires) + 120 * ("IPIP-NEO" in a.questionnaires)) * (a.runs if a.mode == "generate" else 1)
     if a.mode == "generate":
         hours = gpu_hours(2 * base.params * answers * 150, UTIL_PREFILL) + decode_hours(base, answers * a.max_new_tokens, a.batch_size)

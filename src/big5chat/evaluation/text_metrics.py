@@ -26,6 +26,16 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else float("nan")
 
 
+def is_degenerate(text: str, min_distinct: float = 0.5, min_grams: int = 4) -> bool:
+    """A reply with no words, or one that loops: of its word trigrams (when it has at least ``min_grams``), fewer
+    than ``min_distinct`` are distinct ("I'm sure I'm sure I'm sure ...")."""
+    toks = tokens(text)
+    if not any(t[0].isalnum() for t in toks):
+        return True
+    grams = [tuple(toks[i : i + 3]) for i in range(len(toks) - 2)]
+    return len(grams) >= min_grams and len(set(grams)) / len(grams) < min_distinct
+
+
 def reply_stats(texts: Sequence[str]) -> dict[str, float]:
     words = np.array([len(str(t).split()) for t in texts], dtype=float)
     return {
@@ -35,6 +45,7 @@ def reply_stats(texts: Sequence[str]) -> dict[str, float]:
         "distinct_1": round(distinct_n(texts, 1), 4),
         "distinct_2": round(distinct_n(texts, 2), 4),
         "refusal_rate": round(float(np.mean([is_refusal(t) for t in texts])), 4) if len(texts) else float("nan"),
+        "degenerate_rate": round(float(np.mean([is_degenerate(t) for t in texts])), 4) if len(texts) else float("nan"),
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -28,8 +30,11 @@ def generate_chat(
     seed: int | None = None,
     assistant_prefixes: list[str] | None = None,
     progress_desc: str | None = None,
+    batch_context: Callable[[list[int]], AbstractContextManager[Any]] | None = None,
 ) -> list[str]:
-    """The assistant replies to ``conversations`` (decoded without special tokens)."""
+    """The assistant replies to ``conversations`` (decoded without special tokens). ``batch_context``, given the
+    indices (into ``conversations``) of a batch's rows in batch order, returns a context that each batch's
+    generation runs inside (e.g. per-row steering vectors, ``steering.replies``)."""
     from big5chat.progress import progress
 
     prefixes = assistant_prefixes or [""] * len(conversations)
@@ -53,7 +58,8 @@ def generate_chat(
             cache = growing_cache(model, max_new_tokens)  # decoding writes into reserved columns (same tokens)
             if cache is not None:
                 kwargs["cache"] = cache
-            out = model.generate(**enc.to(model.device), **kwargs)
+            with batch_context(idx) if batch_context else nullcontext():
+                out = model.generate(**enc.to(model.device), **kwargs)
             new = out[:, enc["input_ids"].shape[1] :]
             for i, row in zip(idx, new):
                 replies[i] = tok.decode(row, skip_special_tokens=True).strip()

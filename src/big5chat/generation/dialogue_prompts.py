@@ -57,8 +57,13 @@ def turn0_prompt(s: Scenario) -> str:
     return PROMPT.format(agent=s.person_x, context=context, history=HISTORY_TURN0)
 
 
-def turn1_prompt(s: Scenario, turn0: str, trait: str, level: str) -> str:
-    context = CONTEXT_TURN1.format(scenario=s.narrative, p1_name=s.person_x, p2_name=s.person_y, p2_personality=personality(trait, level))
+def turn1_prompt(s: Scenario, turn0: str, trait: str | None, level: str | None) -> str:
+    """PersonY's turn; ``trait=None`` leaves the personality description out (the context of turn 0), the prompt
+    that steered and unconditioned replies answer."""
+    if trait is None:
+        context = CONTEXT_TURN0.format(scenario=s.narrative, p1_name=s.person_x, p2_name=s.person_y)
+    else:
+        context = CONTEXT_TURN1.format(scenario=s.narrative, p1_name=s.person_x, p2_name=s.person_y, p2_personality=personality(trait, level or ""))
     history = HISTORY_TURN1.format(p1_name=s.person_x, utterance=turn0)
     return PROMPT.format(agent=s.person_y, context=context, history=history)
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from big5chat.methods import spec
 from big5chat.prompts import prompt_inst, trait_system_prompt
 from big5chat.traits import TRAITS
 
-Method = Literal["direct", "prompt_inst", "prompt_demo", "sft", "dpo"]
-METHODS: tuple[str, ...] = ("direct", "prompt_inst", "prompt_demo", "sft", "dpo")
 DEMO_INTRO = (
     "Here are 10 examples of how people like you have responded in different situations. "
     "Pay attention to how they approach communication and problem-solving."
@@ -33,16 +32,15 @@ class Condition:
 
 
 def conditions(methods: list[str], traits: list[str]) -> list[Condition]:
-    """Direct once (unconditioned); every other method at the 10 trait x level conditions, and SFT/DPO also
-    unconditioned (the trained model without an instruction)."""
+    """Each method at the 10 trait x level conditions where it is conditioned, and once unconditioned where it has
+    an unconditioned run (Direct; SFT/DPO: the trained model without an instruction); ``methods.METHODS``."""
     out: list[Condition] = []
     for m in methods:
-        if m == "direct":
-            out.append(Condition("direct"))
-            continue
-        if m in ("sft", "dpo"):
+        s = spec(m)
+        if s.unconditioned:
             out.append(Condition(m))
-        out += [Condition(m, t, lvl) for t in traits for lvl in ("high", "low")]
+        if s.conditioned:
+            out += [Condition(m, t, lvl) for t in traits for lvl in ("high", "low")]
     return out
 
 
@@ -54,17 +52,16 @@ def demo_prefix(replies: list[str]) -> str:
 
 def prefix(cond: Condition, demos: dict[tuple[str, str], list[str]] | None = None) -> str:
     """The text placed before the questionnaire prompt for a condition ('' when unconditioned)."""
-    if not cond.trait:
+    instruction = spec(cond.method).instruction
+    if not cond.trait or instruction == "none":
         return ""
-    if cond.method == "prompt_inst":
+    if instruction == "prompt_inst":
         return prompt_inst(cond.trait, cond.level)
-    if cond.method == "prompt_demo":
+    if instruction == "demos":
         if not demos or (cond.trait, cond.level) not in demos:
             raise ValueError(f"no demonstrations for {cond.trait} {cond.level}")
         return demo_prefix(demos[(cond.trait, cond.level)])
-    if cond.method in ("sft", "dpo"):
-        return trait_system_prompt(cond.trait, cond.level)
-    raise ValueError(f"method {cond.method!r} takes no prefix")
+    return trait_system_prompt(cond.trait, cond.level)
 
 
 def messages(cond: Condition, questionnaire_prompt: str, item: str, *, demos: dict | None = None,
@@ -73,6 +70,6 @@ def messages(cond: Condition, questionnaire_prompt: str, item: str, *, demos: di
     ``placement == "system"`` (SFT/DPO trained with the instruction as the system turn) the prefix is the system turn."""
     pre = prefix(cond, demos)
     body = f"{questionnaire_prompt}\n{item}"
-    if placement == "system" and pre and cond.method in ("sft", "dpo"):
+    if placement == "system" and pre and spec(cond.method).instruction == "trained":
         return [{"role": "system", "content": pre}, {"role": "user", "content": body}]
     return [{"role": "user", "content": f"{pre}\n{body}" if pre else body}]

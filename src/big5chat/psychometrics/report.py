@@ -9,10 +9,18 @@ import numpy as np
 import pandas as pd
 
 from big5chat import paths
-from big5chat.psychometrics.scoring import DOMAINS, bootstrap_separation, correlation_matrix, cronbach_alpha, frobenius, human_domains
+from big5chat.methods import LABELS as METHOD_LABEL
+from big5chat.psychometrics.scoring import (
+    DOMAINS,
+    acquiescence_split,
+    bootstrap_separation,
+    correlation_matrix,
+    cronbach_alpha,
+    frobenius,
+    human_domains,
+)
 from big5chat.traits import LETTER
 
-METHOD_LABEL = {"direct": "Direct", "prompt_inst": "Prompt-Inst", "prompt_demo": "Prompt-Demo", "sft": "SFT", "dpo": "DPO"}
 CONDITION_COLS = ["method", "condition", "trait", "level", "questionnaire"]
 
 
@@ -61,6 +69,24 @@ def separation_table(scores: pd.DataFrame, traits: list[str], n_boot: int, seed:
         if "high" not in g or "low" not in g:
             continue
         rows.append({"method": m, "questionnaire": q, "trait": t, **bootstrap_separation(g["high"].to_numpy(), g["low"].to_numpy(), n_boot, seed)})
+    return pd.DataFrame(rows)
+
+
+def acquiescence_table(scores: pd.DataFrame, traits: list[str], n_boot: int, seed: int, answer: str = "raw") -> pd.DataFrame:
+    """Per method, questionnaire and induced trait: the high-minus-low gap of the trait's domain split into the
+    shift common to all items (acquiescence) and the trait-specific rest, with bootstrap CIs over items
+    (``scoring.acquiescence_split``). ``answer``: the item answer before keying (``raw``; ``argmax`` when log-prob
+    answers are scored by their most likely option)."""
+    s = scores[scores["trait"].isin(traits)]
+    rows = []
+    for (m, q, t), g in s.groupby(["method", "questionnaire", "trait"], sort=False):
+        per_item = g.groupby(["item", "level"], sort=False)[answer].mean().unstack("level")
+        if "high" not in per_item or "low" not in per_item:
+            continue
+        info = g.drop_duplicates("item").set_index("item").loc[per_item.index]
+        split = acquiescence_split((per_item["high"] - per_item["low"]).to_numpy(), (info["domain"] == LETTER[t]).to_numpy(),
+                                   np.where(info["reverse"].astype(bool), -1.0, 1.0), n_boot, seed)  # fmt: skip
+        rows.append({"method": m, "questionnaire": q, "trait": t, **split})
     return pd.DataFrame(rows)
 
 
@@ -126,7 +152,13 @@ def correlations_json(corr: dict[str, Any]) -> dict[str, Any]:
 
 
 def metrics(
-    summary: pd.DataFrame, separation: pd.DataFrame, alpha: pd.DataFrame, parse: pd.DataFrame, corr: dict[str, Any], mode: str
+    summary: pd.DataFrame,
+    separation: pd.DataFrame,
+    alpha: pd.DataFrame,
+    parse: pd.DataFrame,
+    corr: dict[str, Any],
+    mode: str,
+    acquiescence: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     def r(x: Any) -> Any:
         return None if x is None or (isinstance(x, float) and np.isnan(x)) else round(float(x), 4)
@@ -152,6 +184,11 @@ def metrics(
     for row in parse.itertuples():
         out["unparsed"][row.method] = {"answers": int(row.answers), "unparsed": int(row.unparsed)}
     out["human_n"] = corr["human_n"]
+    if acquiescence is not None:
+        out["acquiescence"] = {}
+        for row in acquiescence.to_dict("records"):
+            vals = {k: r(row[k]) for k in ("gap", "gap_lo", "gap_hi", "common", "common_lo", "common_hi", "specific", "specific_lo", "specific_hi")}
+            out["acquiescence"].setdefault(row["method"], {}).setdefault(row["questionnaire"], {})[row["trait"]] = vals
     return out
 
 
@@ -266,5 +303,36 @@ def plot_correlations(corr: dict[str, Any]) -> Any:
     for ax in axes.ravel()[len(panels) :]:
         ax.set_axis_off()
     fig.suptitle(f"Intra-trait correlations across the 10 conditions ({corr['questionnaire']})", y=1.0)
+    fig.tight_layout()
+    return fig
+
+
+def plot_acquiescence(table: pd.DataFrame) -> Any:
+    """Per questionnaire and induced trait, each method's high-minus-low gap (open marker) beside its trait-specific
+    part (bar, 95% bootstrap CI) and the shift common to every item (x): a gap made of acquiescence alone has a
+    bar at 0."""
+    import matplotlib.pyplot as plt
+
+    _theme()
+    qs = list(table["questionnaire"].unique())
+    traits = list(table["trait"].unique())
+    methods = [m for m in METHOD_LABEL if m in set(table["method"])]
+    fig, axes = plt.subplots(1, len(qs), figsize=(6.4 * len(qs), 3.6), squeeze=False, sharey=True)
+    colors = dict(zip(methods, plt.get_cmap("tab10").colors))
+    w = 0.8 / max(len(methods), 1)
+    for ax, q in zip(axes[0], qs):
+        for k, m in enumerate(methods):
+            t = table[(table["questionnaire"] == q) & (table["method"] == m)].set_index("trait").reindex(traits)
+            x = np.arange(len(traits)) - 0.4 + w * (k + 0.5)
+            err = np.vstack([t["specific"] - t["specific_lo"], t["specific_hi"] - t["specific"]])
+            ax.bar(x, t["specific"], w * 0.9, color=colors[m], alpha=0.85, yerr=err, capsize=1.5, error_kw={"lw": 0.7},
+                   label=METHOD_LABEL[m])  # fmt: skip
+            ax.scatter(x, t["gap"], s=14, facecolors="none", edgecolors="k", lw=0.7, zorder=3, label="whole gap" if k == 0 else None)
+            ax.scatter(x, t["common"], s=12, marker="x", color="0.35", lw=0.7, zorder=3, label="common shift" if k == 0 else None)
+        ax.axhline(0, color="0.4", lw=0.8)
+        ax.set_xticks(np.arange(len(traits)), traits, fontsize=8)
+        ax.set_ylabel("high minus low (1-5 scale)")
+        ax.set_title(f"{q}: trait-specific gap (bars) net of the common shift")
+    axes[0][-1].legend(fontsize=6, ncol=2, loc="best")
     fig.tight_layout()
     return fig

@@ -59,6 +59,46 @@ def bootstrap_separation(high: np.ndarray, low: np.ndarray, n_boot: int = 1000, 
     return {"diff": float(d.mean()), "lo": float(np.quantile(boots, a)), "hi": float(np.quantile(boots, 1 - a)), "n_items": int(len(d))}
 
 
+def acquiescence_split(delta: np.ndarray, in_domain: np.ndarray, sign: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                       ci: float = 0.95) -> dict[str, float]:  # fmt: skip
+    """A questionnaire gap, net of acquiescence. ``delta``: per item of the whole questionnaire, the raw answer under
+    the high condition minus under the low one (NaN = missing); ``in_domain``: the induced trait's items; ``sign``:
+    +1 forward-keyed, -1 reverse-keyed.
+
+    - gap = mean over the trait's items of sign x delta (the keyed domain score's change);
+    - common = mean of delta over every item, whatever its keying or domain (the shift toward "agree": acquiescence);
+    - specific = mean over the trait's items of sign x (delta - common) = gap - common x mean(sign): what is left of
+      the gap once every item is moved back by the common shift (0 when the answers only moved alike).
+
+    Percentile bootstrap CIs resample items with replacement, the trait's items and the others separately."""
+    delta, in_domain, sign = np.asarray(delta, float), np.asarray(in_domain, bool), np.asarray(sign, float)
+    keep = ~np.isnan(delta)
+    delta, in_domain, sign = delta[keep], in_domain[keep], sign[keep]
+    dom, rest = np.flatnonzero(in_domain), np.flatnonzero(~in_domain)
+    if len(dom) == 0:
+        nan = float("nan")
+        return {k: nan for k in ("gap", "gap_lo", "gap_hi", "common", "common_lo", "common_hi", "specific", "specific_lo", "specific_hi")} | {
+            "n_items": 0
+        }
+
+    def stats(d_idx: np.ndarray, r_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # d_idx, r_idx: [n_draws, k] item indices; returns gap, common, specific per draw
+        sd = sign[d_idx] * delta[d_idx]
+        common = np.concatenate([delta[d_idx], delta[r_idx]], axis=1).mean(axis=1)
+        gap = sd.mean(axis=1)
+        return gap, common, gap - common * sign[d_idx].mean(axis=1)
+
+    point = [float(v[0]) for v in stats(dom[None, :], rest[None, :])]
+    rng = np.random.default_rng(seed)
+    boot_d = dom[rng.integers(0, len(dom), size=(n_boot, len(dom)))]
+    boot_r = rest[rng.integers(0, len(rest), size=(n_boot, len(rest)))] if len(rest) else np.empty((n_boot, 0), int)
+    a = (1 - ci) / 2
+    out: dict[str, float] = {}
+    for name, value, boots in zip(("gap", "common", "specific"), point, stats(boot_d, boot_r)):
+        out |= {name: value, f"{name}_lo": float(np.quantile(boots, a)), f"{name}_hi": float(np.quantile(boots, 1 - a))}
+    return out | {"n_items": int(len(dom))}
+
+
 def correlation_matrix(table: pd.DataFrame, domains: tuple[str, ...] = DOMAINS) -> pd.DataFrame:
     """Pearson correlations between domain columns across the rows (e.g. the 10 induced conditions)."""
     return table[list(domains)].astype(float).corr()

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from big5chat.generation import backends
+from big5chat.methods import method_model, spec
 from big5chat.prompts import prompt_inst, trait_system_prompt
 from big5chat.reasoning.tasks import PROJECT_TASK, SPECS
 
@@ -31,17 +32,22 @@ class Cell:
 
     @property
     def system_instruction(self) -> str | None:
-        if self.method == "prompt_inst":
+        instruction = spec(self.method).instruction
+        if not self.trait or instruction == "none":
+            return None
+        if instruction == "prompt_inst":
             return prompt_inst(self.trait, self.level)
-        if self.method in ("sft", "dpo"):
+        if instruction == "trained":
             return trait_system_prompt(self.trait, self.level)
-        return None
+        raise ValueError(f"method {self.method!r} ({instruction}) has no reasoning instruction")
 
 
 def cells(methods: list[str], conditions: list[tuple[str, str]]) -> list[Cell]:
+    """Direct once; every conditioned method at the given conditions (the study's grid runs SFT/DPO with their
+    trained instruction only)."""
     out = []
     for m in methods:
-        out += [Cell("direct")] if m == "direct" else [Cell(m, t, lvl) for t, lvl in conditions]
+        out += [Cell(m)] if not spec(m).conditioned else [Cell(m, t, lvl) for t, lvl in conditions]
     return out
 
 
@@ -114,10 +120,14 @@ def evaluate(
     batch_size: int,
     dtype: str = "float32",
     backend: backends.Backend = "hf",
+    vectors: Any = None,
+    multiplier: float = 0.0,
     on_cell: Callable[[Cell, float], None] | None = None,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any]]:
-    """(one row per cell x task: score, stderr, n, seconds; per-item samples; versions and settings)."""
+    """(one row per cell x task: score, stderr, n, seconds; per-item samples; versions and settings). Steer cells run
+    the base model with the trait vector (``vectors``, ``multiplier``) added for the cell's tasks and removed after."""
     import time
+    from contextlib import nullcontext
 
     import lm_eval
 
@@ -135,15 +145,24 @@ def evaluate(
             models.clear()  # one model in memory at a time
             lm_name, lm_args = lm_spec(backend, key, base_dir=base_dir, adapters=adapters, batch_size=batch_size, dtype=dtype, device=device)
             models[key] = make_lm(lm_name, lm_args, batch_size)
+        steering = spec(cell.method).model == "steered"
+        if steering and backend not in backends.HF_BACKENDS:
+            raise ValueError(f"steer runs on the HF backends (hf, hf_prefix), not {backend!r}: vLLM has no residual-stream hooks")
         for task in tasks:
             name = PROJECT_TASK.format(task=task)
             start = time.perf_counter()
-            res = lm_eval.simple_evaluate(
-                model=models[key], tasks=[name], task_manager=task_manager, limit=limits.get(task),
-                apply_chat_template=apply_chat_template, system_instruction=cell.system_instruction,
-                fewshot_as_multiturn=fewshot_as_multiturn, gen_kwargs={"max_gen_toks": max_gen_toks},
-                log_samples=True, bootstrap_iters=100,
-            )  # fmt: skip
+            as_method = (
+                method_model(models[key].model, cell.method, cell.trait, cell.level, vectors=vectors, multiplier=multiplier)
+                if steering
+                else nullcontext()
+            )
+            with as_method:
+                res = lm_eval.simple_evaluate(
+                    model=models[key], tasks=[name], task_manager=task_manager, limit=limits.get(task),
+                    apply_chat_template=apply_chat_template, system_instruction=cell.system_instruction,
+                    fewshot_as_multiturn=fewshot_as_multiturn, gen_kwargs={"max_gen_toks": max_gen_toks},
+                    log_samples=True, bootstrap_iters=100,
+                )  # fmt: skip
             secs = time.perf_counter() - start
             value, stderr = metric_value(res["results"][name], SPECS[task].metric)
             wanted = SPECS[task].metric.split(",")[1] if "," in SPECS[task].metric else "none"
@@ -161,6 +180,8 @@ def evaluate(
     meta = {"lm_eval_version": lm_eval.__version__, "backend": backend, "task_versions": versions, "apply_chat_template": apply_chat_template,
             "fewshot_as_multiturn": fewshot_as_multiturn, "max_gen_toks": max_gen_toks, "limits": limits,
             "system_instructions": {f"{c.method}:{c.trait}:{c.level}": c.system_instruction for c in cell_list}}  # fmt: skip
+    if any(spec(c.method).model == "steered" for c in cell_list):
+        meta["steer"] = {"multiplier": multiplier, "layers": vectors.layers if vectors is not None else None}
     return pd.DataFrame(rows), samples, meta
 
 

@@ -19,6 +19,8 @@ MIN_ACCURACY_DIFF = 0.05  # classifier accuracy (share of texts at the target le
 MIN_GAP = 0.25  # questionnaire high-minus-low gap on the 1-5 scale that counts as an induced trait
 MIN_GAP_DIFF = 0.1  # how much larger SFT's/DPO's gap must be than Prompt-Inst's
 MIN_FROBENIUS_DIFF = 0.1
+STEER_GOAL = 0.70  # issue 15: steered replies at the target level, judged by the classifier
+MAX_EXTRA_DEGENERATE = 0.10  # steered replies stay fluent: at most 10 points more empty or looping replies than prompting's
 
 
 def verdict(holds: bool, meaningful: bool, why_not: str) -> str:
@@ -80,6 +82,54 @@ def findings(m: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, str]]:
     return out
 
 
+def steering_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
+    """Method steer in free replies (beside prompting on the same scenarios) and every method's questionnaire gap split
+    into the shift common to all items (acquiescence) and the trait-specific rest."""
+    from big5chat.methods import LABELS
+
+    ed, ap = m.get("eval_dialogues") or {}, m.get("assess_personality") or {}
+    if "steer" not in ed and not ap.get("acquiescence"):
+        return []
+    lines = ["## Activation steering, and questionnaire gaps net of acquiescence", ""]
+    if "steer" in ed:
+        st, pr = ed["steer"], ed.get("prompting") or {}
+        acc, p_acc = st["accuracy"]["overall"], (pr.get("accuracy") or {}).get("overall")
+        reference = pr.get("degenerate_rate") or 0.0  # the same model unsteered loops too at this size; fluency is relative to it
+        fluent = (st.get("degenerate_rate") or 0.0) <= reference + MAX_EXTRA_DEGENERATE
+        lines += [f"Steered free replies (the base model without the trait description, its trait vector x{st['multiplier']:g} in the residual",
+                  f"stream; {st['n']} replies) carry the target level in **{acc:.1%}** of replies, judged by the classifier"
+                  + (f"; prompting on the same scenarios: {p_acc:.1%}." if p_acc is not None else "."),
+                  f"Fluency: distinct-2 {st['distinct_2']:.2f}" + (f" (prompting {pr['distinct_2']:.2f})" if "distinct_2" in pr else "")
+                  + f", degenerate (empty or looping) replies {st['degenerate_rate']:.0%}"
+                  + (f" (prompting {pr['degenerate_rate']:.0%})" if "degenerate_rate" in pr else "") + ".",
+                  f"Goal (at least {STEER_GOAL:.0%} at fluent replies: at most {MAX_EXTRA_DEGENERATE:.0%} points more degenerate than prompting's): "
+                  + ("**met**." if acc >= STEER_GOAL and fluent else "**not met**" + ("" if fluent else " (the replies are not fluent)") + "."), ""]  # fmt: skip
+    acq = ap.get("acquiescence") or {}
+    if acq:
+        lines += ["Questionnaire gap (high minus low, induced trait's domain, 1-5 scale; mean over traits) split into the shift common to",
+                  "every item whatever its keying (acquiescence) and the trait-specific rest; the last column counts the traits whose",
+                  "trait-specific part has a 95% bootstrap interval (over items) above 0.", "",
+                  "| method | questionnaire | gap | common shift | trait-specific | traits specific > 0 |", "|---|---|---|---|---|---|"]  # fmt: skip
+        specific: set[str] = set()
+        for method, per_q in acq.items():
+            for q, per_t in per_q.items():
+                vals = [v for v in per_t.values() if v.get("gap") is not None]
+                if not vals:
+                    continue
+
+                def mean(k: str, vals: list[dict[str, Any]] = vals) -> float:
+                    return sum(v[k] for v in vals) / len(vals)
+
+                above = sum(1 for v in vals if (v.get("specific_lo") or 0.0) > 0)
+                if above > len(vals) / 2:
+                    specific.add(LABELS.get(method, method))
+                lines.append(f"| {LABELS.get(method, method)} | {q} | {mean('gap'):+.3f} | {mean('common'):+.3f} | {mean('specific'):+.3f} "
+                             f"| {above} of {len(vals)} |")  # fmt: skip
+        lines += ["", "A questionnaire effect counts as trait-specific when the trait-specific part is above 0 for most traits: "
+                  + (f"here for {', '.join(sorted(specific))}." if specific else "here for **no method**; what moves, moves every item alike."), ""]  # fmt: skip
+    return lines
+
+
 def build(figures: list[Path], params: dict[str, Any]) -> str:
     m = {p.stem: _load(p) for p in sorted(paths.METRICS.glob("*.json"))}
     runs = {p.stem: _load(p) for p in sorted((paths.REPORTS / "runs").glob("*.json"))}
@@ -129,7 +179,7 @@ def build(figures: list[Path], params: dict[str, Any]) -> str:
     lines += ["## The paper's findings, checked", "", "| finding | this run | verdict |", "|---|---|---|"]
     for f, nums, v in findings(m):
         lines.append(f"| {f} | {nums} | {v} |")
-    lines += ["", "## Figures", ""]
+    lines += ["", *steering_section(m), "## Figures", ""]
     for f in figures:
         if f.is_file():
             rel = f.relative_to(paths.REPORTS).as_posix()
