@@ -143,9 +143,9 @@ def test_two_cpu_processes_match_one(tiny_models: dict[str, Path], tmp_path: Pat
     single_dir, multi_dir = tmp_path / "single", tmp_path / "multi"
     single_dir.mkdir(), multi_dir.mkdir()
     single = _run_file(single_dir, "sft", tiny_models["base"], built.train, to_dict(TrainSftConfig(
-        batch_size=4, max_steps=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=96)))  # fmt: skip
+        batch_size=4, max_steps=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=96, bf16=False)))  # fmt: skip
     multi = _run_file(multi_dir, "sft", tiny_models["base"], built.train, to_dict(TrainSftConfig(
-        batch_size=2, max_steps=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=96)))  # fmt: skip
+        batch_size=2, max_steps=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=96, bf16=False)))  # fmt: skip
     from big5chat.alignment.run import execute, launch_command
     from big5chat.config import ComputeConfig
 
@@ -169,7 +169,9 @@ def test_expert_run_file_full_fine_tune_changes_every_weight_it_trains(tiny_mode
     records = [{"instruction": "Help me complete the sentence with certain Big Five Personality: Openness - high",
                 "input": "I love to try", "output": f"new things every day, number {i}"} for i in range(6)]  # fmt: skip
     params = to_dict(
-        TrainExpertsConfig(method="full", batch_size=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=64, epochs=1.0)
+        TrainExpertsConfig(
+            method="full", batch_size=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=64, epochs=1.0, bf16=False
+        )
     )
     run = _run_file(tmp_path, "expert", tiny_models["base"], [to_chat(r) for r in records], params)
     result = execute(run)

@@ -7,12 +7,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from big5chat import paths, profiles
 from big5chat.config import ConfigError, load_params, stage_config
+from big5chat.strict import to_dict
 
 
 def _params_data() -> dict:
@@ -205,3 +207,38 @@ def test_vllm_backend_serves_generation_mode_only(tmp_path: Path, monkeypatch: p
     f.write_text(yaml.safe_dump(data), encoding="utf-8")
     params = load_params(f)
     assert (params.assess_personality.backend, params.assess_personality.mode, params.evaluate_reasoning.backend) == ("vllm", "generate", "vllm")
+
+
+def _defaults_differing(cls: type, data: Any, prefix: str) -> list[str]:
+    import dataclasses
+
+    out = []
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{f.name}"
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            continue  # required: params.yaml alone names it
+        if not isinstance(data, dict) or f.name not in data:
+            out.append(f"{key}: has a default but is not in configs/params.yaml")
+            continue
+        value = data[f.name]
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            out += _defaults_differing(type(default), value, key)
+            continue
+        if value != to_dict(default):
+            out.append(f"{key}: dataclass default {to_dict(default)!r}, configs/params.yaml {value!r}")
+    return out
+
+
+def test_dataclass_defaults_equal_the_default_params() -> None:
+    """One set of defaults: every default in config.py equals the default profile's value in configs/params.yaml."""
+    import dataclasses
+
+    from big5chat.config import SECTIONS
+
+    raw = yaml.safe_load((paths.CONFIGS / "params.yaml").read_text(encoding="utf-8"))
+    differing = [d for name, cls in SECTIONS.items() if dataclasses.is_dataclass(cls) for d in _defaults_differing(cls, raw[name], name)]
+    assert not differing, "\n".join(differing)

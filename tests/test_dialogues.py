@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -186,3 +187,18 @@ def test_sweep_rows_from_exp_show_json() -> None:
     ]
     rows = collect(shown, "generate_dialogues.alpha", "dexperts.accuracy.overall")
     assert sorted((r["param"], r["metric"]) for r in rows) == [(0.5, 0.6), (1.0, 0.7), (2.0, 0.4)]
+
+
+def test_read_study_alpha_sweep(tmp_path: Path) -> None:
+    from big5chat.evaluation.study_sweep import read_study_alpha_sweep
+
+    lines = [{"turn": 0, "personality": "-1 -1 -1 -1 -1", "response": "turn zero"},
+             {"turn": 1, "personality": "-1 0 -1 -1 -1", "response": "I made a plan."},
+             {"turn": 1, "personality": "-1 -1 -1 -1 1", "response": "All fine."}]  # fmt: skip
+    (tmp_path / "alpha_0.5_trait_c.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n", encoding="utf-8")
+    got = read_study_alpha_sweep(tmp_path)
+    assert got[["alpha", "trait", "level", "text"]].values.tolist() == [[0.5, "conscientiousness", "high", "I made a plan."],
+                                                                          [0.5, "neuroticism", "low", "All fine."]]  # fmt: skip
+    (tmp_path / "alpha_1_trait_o.jsonl").write_text(json.dumps({"turn": 1, "personality": "0 0 -1 -1 -1", "response": "x"}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"alpha_1_trait_o.jsonl:1: personality"):
+        read_study_alpha_sweep(tmp_path)

@@ -121,3 +121,14 @@ def test_human_matrix_from_psych_bfi_matches_shared_stats(shared_data: Path) -> 
             assert corr.loc[a, b] == pytest.approx(stats["correlation"][a][b], abs=1e-3)
     # Correct keying gives the expected signs: neuroticism correlates negatively with the other four.
     assert (corr.loc["N", ["O", "C", "E", "A"]] < 0).all()
+
+
+def test_domain_table_sd_is_zero_for_one_run() -> None:
+    from big5chat.psychometrics.report import domain_table
+
+    base = {"method": "direct", "condition": "direct:none:none", "trait": "", "level": "", "questionnaire": "BFI", "domain": "E"}
+    one = pd.DataFrame([{**base, "run": 0, "item": i, "score": s} for i, s in ((1, 4.0), (6, 2.0))])
+    assert domain_table(one)[["mean", "sd", "runs"]].values.tolist() == [[3.0, 0.0, 1]]
+    two = pd.concat([one, one.assign(run=1, score=one["score"] + 1)])
+    row = domain_table(two).iloc[0]
+    assert row["mean"] == 3.5 and row["sd"] == pytest.approx(np.std([3.0, 4.0], ddof=1)) and row["runs"] == 2

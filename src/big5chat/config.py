@@ -121,9 +121,9 @@ class DataConfig:
     posts: DataSource  # z-scores (PsychGenerator) or levels per trait; an empty cell = not labelled for that trait
     scenarios: DataSource
     # Posts the classifier never trains on, on topics the training posts do not use: its honest held-out accuracy.
-    heldout_posts: Optional[DataSource] = None
+    heldout_posts: Optional[DataSource]
+    benchmarks: dict[str, DataSource]  # the data files are named in params.yaml only (no defaults here)
     instruments_dir: ExistingDir = "data/instruments"
-    benchmarks: dict[str, DataSource] = field(default_factory=dict)
 
     def check(self) -> list[Any]:
         return [
@@ -136,7 +136,7 @@ class PrepareDataConfig:
     """Trait corpus split and scenario sampling (PAPER.md 2.1, 2.4)."""
 
     split_method: Literal["median", "tercile"] = "median"
-    test_size: Probability = 0.05
+    test_size: Probability = 0.15
     seed: int = 42
     by_author: bool = False  # keep each author's posts on one side of the split (needs author_id)
     max_posts: Optional[PositiveInt] = None  # None = every post; a subset is drawn with `seed`
@@ -162,8 +162,8 @@ class TrainClassifierConfig:
     dropout: Annotated[float, Range(0.0, 1.0, hi_strict=True)] = 0.1
     max_length: PositiveInt = 64
     batch_size: PositiveInt = 16
-    epochs: PositiveInt = 4
-    learning_rate: Annotated[float, Range(0.0, lo_strict=True)] = 5e-5
+    epochs: PositiveInt = 3
+    learning_rate: Annotated[float, Range(0.0, lo_strict=True)] = 2e-4
     weight_decay: Annotated[float, Range(0.0)] = 0.01
     warmup_ratio: Annotated[float, Range(0.0, 1.0)] = 0.1
     val_size: Probability = 0.1
@@ -173,7 +173,7 @@ class TrainClassifierConfig:
     long_texts: Literal["chunks", "truncate"] = "chunks"
     group_by_length: bool = True  # batches of similar-length posts (less padding: faster at equal data)
     # A real level-labelled corpus the judge is also scored on when the file exists (e.g. in ../shared); never trained on.
-    reference_posts: Optional[str] = None
+    reference_posts: Optional[str] = "../shared/data/psychgenerator_samples/posts_5trait_zlevels_998.csv"
     seed: int = 42
 
 
@@ -189,16 +189,16 @@ class TrainExpertsConfig:
     design: Literal["per_level", "single"] = "per_level"
     method: Literal["lora", "full"] = "lora"
     lora: LoraParams = field(default_factory=LoraParams)
-    learning_rate: Annotated[float, Range(0.0, lo_strict=True)] = 3e-4
+    learning_rate: Annotated[float, Range(0.0, lo_strict=True)] = 2e-3
     epochs: Annotated[float, Range(0.0, lo_strict=True)] = 1.0
-    batch_size: PositiveInt = 8
+    batch_size: PositiveInt = 4
     grad_accum: PositiveInt = 1
     max_length: PositiveInt = 128
     scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
     warmup_steps: NonNegativeInt = 2
-    min_abs_z: Annotated[float, Range(0.0)] = 0.0  # keep posts whose trait |z| is at least this (0 = all; z-labelled corpora)
-    max_records: Optional[PositiveInt] = None  # per trait, balanced high/low, seeded (None = all)
-    bf16: bool = False  # bf16 autocast (on CPUs that support it, 1.6-1.9x faster here)
+    min_abs_z: Annotated[float, Range(0.0)] = 0.5  # keep posts whose trait |z| is at least this (0 = all; z-labelled corpora)
+    max_records: Optional[PositiveInt] = 64  # per trait, balanced high/low, seeded (None = all)
+    bf16: bool = True  # bf16 autocast (on CPUs that support it, 1.6-1.9x faster here)
     seed: int = 42
 
 
@@ -206,7 +206,7 @@ class TrainExpertsConfig:
 class EvalExpertsConfig:
     """Experts vs a prompting-only baseline on held-out post prefixes, judged by the classifier."""
 
-    n_prefixes: PositiveInt = 16  # per trait: held-out posts labelled for it (half high, half low) whose first 5 words are completed
+    n_prefixes: PositiveInt = 4  # per trait: held-out posts labelled for it (half high, half low) whose first 5 words are completed
     max_new_tokens: PositiveInt = 40
     batch_size: PositiveInt = 16
     seed: int = 42
@@ -219,7 +219,7 @@ class GenerateDialoguesConfig:
     source: Literal["generate", "released"] = "generate"
     released: Optional[DataSource] = None  # the released BIG5-CHAT CSV (local file or hub) when source = released
     released_per_arm: Optional[PositiveInt] = None  # keep this many rows per trait x level of the released CSV
-    n_scenarios: Optional[PositiveInt] = None  # the first n prepared scenarios (None = all)
+    n_scenarios: Optional[PositiveInt] = 20  # the first n prepared scenarios (None = all)
     rule: Literal["study", "dexperts"] = "study"
     alpha: Annotated[float, Range(0.0)] = 0.5
     warmup: NonNegativeInt = 5
@@ -228,10 +228,10 @@ class GenerateDialoguesConfig:
     top_p: Annotated[float, Range(0.0, 1.0, lo_strict=True)] = 1.0
     max_new_tokens: PositiveInt = 64
     turn0_max_new_tokens: PositiveInt = 64
-    batch_size: PositiveInt = 16
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    batch_size: PositiveInt = 24
+    dtype: Literal["float32", "bfloat16"] = "bfloat16"
     mixed_adapters: bool = False  # one PEFT model with mixed-adapter batches instead of merged expert copies
-    prefix_reuse: bool = False  # prefill each shared prompt prefix once (a scenario's ten arms; the experts' instruction)
+    prefix_reuse: bool = True  # prefill each shared prompt prefix once (a scenario's ten arms; the experts' instruction)
     prefix_cache_mb: PositiveInt = 1024  # prefixes kept across batches up to this size (on the model's device)
     seed: int = 42
 
@@ -245,11 +245,15 @@ class GenerateDialoguesConfig:
 class EvalDialoguesConfig:
     """Classifier accuracy of the generated replies against a prompting-only baseline (alpha = 0, same prompt)."""
 
-    baseline_scenarios: NonNegativeInt = 8  # scenarios (x 10 arms) also answered by the base model alone
+    baseline_scenarios: NonNegativeInt = 4  # scenarios (x 10 arms) also answered by the base model alone
     steer: bool = True  # the same scenarios answered by the steered base model (method steer; `steer` params) without the description
-    reference_csv: Optional[str] = None  # released BIG5-CHAT replies to score as a reference, when the file exists
+    reference_csv: Optional[str] = (
+        "../shared/data/big5chat/big5_chat_responses_10000.csv"  # released BIG5-CHAT replies to score as a reference, when the file exists
+    )
     reference_per_arm: PositiveInt = 100
-    study_alpha_sweep_dir: Optional[str] = None  # the study's own alpha-sweep replies, scored when the folder exists
+    study_alpha_sweep_dir: Optional[str] = (
+        "../shared/data/big5chat/dexperts_alpha_sweep"  # the study's own alpha-sweep replies, scored when the folder exists
+    )
     batch_size: PositiveInt = 16
     seed: int = 42
 
@@ -270,7 +274,7 @@ class TrainSftConfig:
 
     placement: Literal["user", "system"] = "user"  # where the trait instruction goes (the study: user turn)
     lora: LoraParams = field(default_factory=LoraParams)
-    learning_rate: Annotated[float, Range(0.0, lo_strict=True)] = 1e-4
+    learning_rate: Annotated[float, Range(0.0, lo_strict=True)] = 2e-4
     epochs: Annotated[float, Range(0.0, lo_strict=True)] = 1.0
     max_steps: int = -1  # > 0 caps the steps (-1: as many as the epochs take)
     batch_size: PositiveInt = 4
@@ -279,8 +283,8 @@ class TrainSftConfig:
     scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
     warmup_steps: NonNegativeInt = 5
     val_size: Probability = 0.1
-    max_records: Optional[PositiveInt] = None  # a seeded subset balanced over trait x level (None = all)
-    bf16: bool = False
+    max_records: Optional[PositiveInt] = 40  # a seeded subset balanced over trait x level (None = all)
+    bf16: bool = True
     seed: int = 42
 
 
@@ -288,6 +292,9 @@ class TrainSftConfig:
 class TrainDpoConfig(TrainSftConfig):
     """DPO from the instruct base, chosen = target level, rejected = opposite (PAPER.md 2.7)."""
 
+    learning_rate: Annotated[float, Range(0.0, lo_strict=True)] = 1e-3
+    warmup_steps: NonNegativeInt = 2
+    max_records: Optional[PositiveInt] = 20  # preference pairs, balanced over trait x level (None = all)
     beta: Annotated[float, Range(0.0, lo_strict=True)] = 0.1
     loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
 
@@ -304,7 +311,7 @@ def backend_problems(backend: str) -> list[Any]:
 class HumanResponses:
     """Item-level human responses for the human intra-trait correlation matrix (columns named O1.., C1.., ...)."""
 
-    path: Optional[str] = None  # used when the file exists (e.g. the psych::bfi responses in ../shared)
+    path: Optional[str] = "../shared/data/norms/psych_bfi_2800.csv"  # used when the file exists (e.g. the psych::bfi responses in ../shared)
     scale_min: int = 1
     scale_max: int = 6
     reverse_items: list[str] = field(default_factory=lambda: ["A1", "C4", "C5", "E1", "E2", "O2", "O5"])
@@ -324,7 +331,7 @@ class AssessPersonalityConfig:
     max_new_tokens: PositiveInt = 16  # generation mode (the study: 128)
     backend: backends.Backend = "hf"  # plain sampling (generation mode); vllm only on GPU machines with vllm installed
     batch_size: PositiveInt = 32
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Literal["float32", "bfloat16"] = "bfloat16"
     n_demos: PositiveInt = 10
     demo_seed: int = 42
     bootstrap: PositiveInt = 1000
@@ -378,17 +385,19 @@ class EvaluateReasoningConfig:
     """lm-evaluation-harness benchmarks for Direct, Prompt-Inst, SFT and DPO (PAPER.md 2.10)."""
 
     methods: list[Method] = field(default_factory=lambda: [m for m, s in METHODS.items() if s.reasoning])
-    conditions: Optional[list[TraitLevel]] = None  # None = all 10 trait x level conditions
-    tasks: list[Literal["gsm8k", "mathqa", "commonsense_qa", "piqa", "social_iqa", "truthfulqa_mc", "mmlu", "gpqa"]] = field(
-        default_factory=lambda: list(BENCHMARK_TASKS)
+    conditions: Optional[list[TraitLevel]] = field(  # None = all 10 trait x level conditions
+        default_factory=lambda: [TraitLevel("conscientiousness", "high"), TraitLevel("conscientiousness", "low")]
     )
-    limit: Optional[PositiveInt] = None  # items per task (None = all)
-    limits: dict[str, PositiveInt] = field(default_factory=dict)  # per-task overrides of `limit`
+    tasks: list[Literal["gsm8k", "mathqa", "commonsense_qa", "piqa", "social_iqa", "truthfulqa_mc", "mmlu", "gpqa"]] = field(
+        default_factory=lambda: ["social_iqa", "commonsense_qa", "piqa", "gsm8k", "mathqa", "truthfulqa_mc", "mmlu", "gpqa"]
+    )
+    limit: Optional[PositiveInt] = 2  # items per task (None = all)
+    limits: dict[str, PositiveInt] = field(default_factory=lambda: {"gsm8k": 1, "truthfulqa_mc": 2})  # per-task overrides of `limit`
     apply_chat_template: bool = True
     fewshot_as_multiturn: bool = False  # the study's lm-eval 0.4.3 behaviour
-    max_gen_toks: PositiveInt = 256
+    max_gen_toks: PositiveInt = 32
     batch_size: PositiveInt = 8
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Literal["float32", "bfloat16"] = "bfloat16"
     backend: backends.Backend = (
         "hf_prefix"  # lm-eval's model: hf (HFLM), hf_prefix (HFLM, each shared context run once) or vllm (GPU machines with vllm)
     )

@@ -140,7 +140,10 @@ def stage_estimates(params: Any) -> list[dict[str, Any]]:
 
     a = params.assess_personality
     conds = len(conditions(list(a.methods), list(params.traits)))
-    answers = conds * (44 * ("BFI" in a.questionnaires) + 120 * ("IPIP-NEO" in a.questionnaires)) * (a.runs if a.mode == "generate" else 1)
+    from big5chat.data.loaders import load_questionnaires
+
+    items = sum(len(inst["items"]) for name, inst in load_questionnaires(params.data.instruments_dir).items() if name in a.questionnaires)
+    answers = conds * items * (a.runs if a.mode == "generate" else 1)
     if a.mode == "generate":
         hours = gpu_hours(2 * base.params * answers * 150, UTIL_PREFILL) + decode_hours(base, answers * a.max_new_tokens, a.batch_size)
         t = answers * (150 + a.max_new_tokens)

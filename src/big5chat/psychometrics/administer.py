@@ -143,9 +143,15 @@ def administer(
                                           parsed=[p is not None for p in parsed], reply=replies))  # fmt: skip
             if progress is not None:
                 progress.update(1)
-    out = pd.concat(frames, ignore_index=True)
+    return score_answers(pd.concat(frames, ignore_index=True), instruments)
+
+
+def score_answers(answers: pd.DataFrame, instruments: dict[str, dict[str, Any]], column: str = "raw") -> pd.DataFrame:
+    """``answers`` with ``score`` = ``column`` (the answer: ``raw``, or ``argmax`` for log-prob answers scored by their
+    most likely option) after reverse keying on each questionnaire's own scale."""
+    out = answers.copy()
     out["score"] = np.nan
     for q, inst in instruments.items():
         rows = out["questionnaire"] == q
-        out.loc[rows, "score"] = keyed(out.loc[rows, "raw"], out.loc[rows, "reverse"], int(inst["scale_min"]), int(inst["scale_max"]))
+        out.loc[rows, "score"] = keyed(out.loc[rows, column], out.loc[rows, "reverse"], int(inst["scale_min"]), int(inst["scale_max"]))
     return out

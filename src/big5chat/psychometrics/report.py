@@ -25,9 +25,12 @@ CONDITION_COLS = ["method", "condition", "trait", "level", "questionnaire"]
 
 
 def domain_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """Domain score per condition: the mean keyed item score per run, then mean and SD across runs."""
+    """Domain score per condition: the mean keyed item score per run, then mean, SD and number of runs across runs.
+    The SD of a single run (log-prob mode) is 0 with ``runs`` 1, as the study's PsychoBench fork prints it."""
     per_run = scores.groupby([*CONDITION_COLS, "run", "domain"], sort=False)["score"].mean().reset_index()
-    return per_run.groupby([*CONDITION_COLS, "domain"], sort=False)["score"].agg(mean="mean", sd="std").reset_index()
+    out = per_run.groupby([*CONDITION_COLS, "domain"], sort=False)["score"].agg(mean="mean", sd="std", runs="count").reset_index()
+    out.loc[out["runs"] == 1, "sd"] = 0.0
+    return out
 
 
 def target_table(domains: pd.DataFrame, traits: list[str]) -> pd.DataFrame:

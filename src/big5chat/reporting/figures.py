@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-PAPER = {"classifier_accuracy": 0.938, "expert": 0.804, "prompting": 0.592}
-
 
 def theme() -> None:
     import matplotlib as mpl
@@ -102,9 +100,13 @@ def dataset_examples(dialogues: pd.DataFrame, traits: list[str]) -> Any:
 # ---------------------------------------------------------------- classifier and experts
 
 
-def classifier_and_experts(classifier: dict[str, Any], experts: dict[str, Any]) -> Any:
+def classifier_and_experts(classifier: dict[str, Any], experts: dict[str, Any], paper: dict[str, float] | None = None) -> Any:
+    """``paper``: the paper's stated numbers (``reporting.paper.findings()``, the default)."""
     import matplotlib.pyplot as plt
 
+    from big5chat.reporting.paper import findings
+
+    paper = paper if paper is not None else findings()
     theme()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
     traits = list(classifier["test"]["traits"])
@@ -114,24 +116,24 @@ def classifier_and_experts(classifier: dict[str, Any], experts: dict[str, Any]) 
     xs, width = np.arange(len(traits)), 0.8 / len(sets)
     for k, (name, tr) in enumerate(sets.items()):
         a1.bar(xs + (k - (len(sets) - 1) / 2) * width, [tr[t]["accuracy"] for t in traits], width, label=name)
-    a1.axhline(PAPER["classifier_accuracy"], color="k", ls="--", lw=1, label="paper: 93.8%")
+    a1.axhline(paper["classifier_accuracy"], color="k", ls="--", lw=1, label=f"paper: {paper['classifier_accuracy']:.1%}")
     a1.axhline(0.5, color="0.6", ls=":", lw=1)
     a1.set_xticks(xs, [t.capitalize() for t in traits], fontsize=7)
     a1.set_ylim(0, 1)
     a1.set_title("Trait classifier: test accuracy at 0.5")
-    a1.legend(fontsize=7, loc="lower right")
+    a1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3)  # below the bars, not over them
     acc = experts["accuracy"]
     names = [t for t in acc if t != "overall"] + ["overall"]  # type: ignore[assignment]
     xs = np.arange(len(names))
     a2.bar(xs - 0.27, [acc[t]["expert"] for t in names], 0.27, label="expert")
     a2.bar(xs, [acc[t]["prompting"] for t in names], 0.27, label="prompting")
     a2.bar(xs + 0.27, [acc[t].get("real_posts") or np.nan for t in names], 0.27, label="real posts")
-    a2.axhline(PAPER["expert"], color="C0", ls="--", lw=1, label="paper expert 80.4%")
-    a2.axhline(PAPER["prompting"], color="C1", ls="--", lw=1, label="paper prompting 59.2%")
+    a2.axhline(paper["expert_accuracy"], color="C0", ls="--", lw=1, label=f"paper expert {paper['expert_accuracy']:.1%}")
+    a2.axhline(paper["prompting_accuracy"], color="C1", ls="--", lw=1, label=f"paper prompting {paper['prompting_accuracy']:.1%}")
     a2.set_xticks(xs, [t.capitalize() for t in names], fontsize=7)
     a2.set_ylim(0, 1)
     a2.set_title("Expert generators vs prompting")
-    a2.legend(fontsize=6, ncol=2, loc="lower right")
+    a2.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.tight_layout()
     return fig
 

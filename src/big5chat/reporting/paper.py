@@ -4,6 +4,8 @@
 format); ``data/paper/reasoning.csv``: the reasoning table (benchmark x method x condition, value and lm-eval
 stderr). Both are derived from the study's own result files (``LP@jiarui_2:evaluation/PsychoBench/stats/``) by
 ``python -m big5chat build-paper-reference DIR``; ``tests/test_paper_reference.py`` checks cells against them.
+``data/paper/findings.csv``: the single numbers the paper states in its text (classifier accuracy, expert vs
+prompting accuracy), each with where it is stated; entered by hand from PAPER.md.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from big5chat.traits import TRAITS
 
 QUESTIONNAIRES = paths.DATA / "paper" / "questionnaires.csv"
 REASONING = paths.DATA / "paper" / "reasoning.csv"
+FINDINGS = paths.DATA / "paper" / "findings.csv"
 DOMAIN_OF = {"Openness": "O", "Conscientiousness": "C", "Extraversion": "E", "Agreeableness": "A", "Neuroticism": "N"}
 _MODE = re.compile(r"^(?P<method>direct|crowd|train_dpo|train|prompt_v1|prompt_chat(?:_sampling)?)(?:_(?P<code>[01x]{5}))?$")
 METHOD_NAMES = {"direct": "direct", "crowd": "human", "train": "sft", "train_dpo": "dpo", "prompt_v1": "prompt_inst",
@@ -98,3 +101,12 @@ def questionnaires() -> pd.DataFrame:
 
 def reasoning() -> pd.DataFrame:
     return pd.read_csv(REASONING, keep_default_na=False)
+
+
+def findings(path: Path = FINDINGS) -> dict[str, float]:
+    """The paper's stated numbers by key (``classifier_accuracy``, ``expert_accuracy``, ``prompting_accuracy``)."""
+    frame = pd.read_csv(path)
+    missing = {"key", "value"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: missing columns {sorted(missing)}")
+    return {str(k): float(v) for k, v in zip(frame["key"], frame["value"])}
