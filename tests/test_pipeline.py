@@ -126,6 +126,7 @@ def test_generation_killed_midway_resumes_from_finished_rows(smoke: SimpleNamesp
 def test_training_killed_midway_leaves_no_finished_output(smoke: SimpleNamespace) -> None:
     p = smoke.project
     _compose(p, "smoke", "train_sft.max_steps=2000", "train_sft.max_records=8")
+    shutil.rmtree(p / ".scratch/trainer/sft", ignore_errors=True)  # the earlier runs' folder: wait for this run's training
     _kill_when(["dvc", "repro", "train_sft"], p, lambda: (p / ".scratch/trainer/sft").is_dir() and time.sleep(3) is None)
     assert not (p / "data/models/sft").exists(), "the adapter folder appears only once it is complete"
     _compose(p, "smoke")

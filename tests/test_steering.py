@@ -160,6 +160,6 @@ def test_steer_sweep_rows_and_page_section() -> None:
     assert rows[1]["reply_accuracy"] == 0.75 and rows[1]["BFI_specific"] == pytest.approx(0.1) and rows[1]["reasoning"] == pytest.approx(0.3)
     page = "\n".join(steering_section({k.split("/")[-1][:-5]: v["data"] for k, v in run("b", 0.3, 0.75, 0.1)["data"]["metrics"].items()}))
     assert "**75.0%**" in page and "prompting on the same scenarios: 50.0%" in page and "**met**" in page
-    assert "| Steer | BFI | +0.300 | +0.200 | +0.100 | 1 of 1 |" in page
+    assert "| Steer | BFI | +0.300 | 0.200 | +0.100 | 1 of 1 |" in page
     page = "\n".join(steering_section({"eval_dialogues": run("c", 0.3, 0.6, 0.0)["data"]["metrics"]["reports/metrics/eval_dialogues.json"]["data"]}))
     assert "**not met**" in page

@@ -106,14 +106,14 @@ def steering_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
                   f"Fluency: distinct-2 {st['distinct_2']:.2f}" + (f" (prompting {pr['distinct_2']:.2f})" if "distinct_2" in pr else "")
                   + f", degenerate (empty or looping) replies {st['degenerate_rate']:.0%}"
                   + (f" (prompting {pr['degenerate_rate']:.0%})" if "degenerate_rate" in pr else "") + ".",
-                  f"Goal (at least {STEER_GOAL:.0%} at fluent replies: at most {MAX_EXTRA_DEGENERATE:.0%} points more degenerate than prompting's): "
+                  f"Goal (at least {STEER_GOAL:.0%} at fluent replies: at most {MAX_EXTRA_DEGENERATE * 100:.0f} points more degenerate than prompting's): "
                   + ("**met**." if acc >= STEER_GOAL and fluent else "**not met**" + ("" if fluent else " (the replies are not fluent)") + "."), ""]  # fmt: skip
     acq = ap.get("acquiescence") or {}
     if acq:
         lines += ["Questionnaire gap (high minus low, induced trait's domain, 1-5 scale; mean over traits) split into the shift common to",
-                  "every item whatever its keying (acquiescence) and the trait-specific rest; the last column counts the traits whose",
-                  "trait-specific part has a 95% bootstrap interval (over items) above 0.", "",
-                  "| method | questionnaire | gap | common shift | trait-specific | traits specific > 0 |", "|---|---|---|---|---|---|"]  # fmt: skip
+                  "every item whatever its keying (acquiescence; its size, as its sign differs between traits) and the trait-specific",
+                  "rest; the last column counts the traits whose trait-specific part has a 95% bootstrap interval (over items) above 0.", "",
+                  "| method | questionnaire | gap | common shift (mean of its size) | trait-specific | traits specific > 0 |", "|---|---|---|---|---|---|"]  # fmt: skip
         specific: set[str] = set()
         for method, per_q in acq.items():
             for q, per_t in per_q.items():
@@ -127,7 +127,7 @@ def steering_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
                 above = sum(1 for v in vals if (v.get("specific_lo") or 0.0) > 0)
                 if above > len(vals) / 2:
                     specific.add(LABELS.get(method, method))
-                lines.append(f"| {LABELS.get(method, method)} | {q} | {mean('gap'):+.3f} | {mean('common'):+.3f} | {mean('specific'):+.3f} "
+                lines.append(f"| {LABELS.get(method, method)} | {q} | {mean('gap'):+.3f} | {sum(abs(v['common']) for v in vals) / len(vals):.3f} | {mean('specific'):+.3f} "
                              f"| {above} of {len(vals)} |")  # fmt: skip
         lines += ["", "A questionnaire effect counts as trait-specific when the trait-specific part is above 0 for most traits: "
                   + (f"here for {', '.join(sorted(specific))}." if specific else "here for **no method**; what moves, moves every item alike."), ""]  # fmt: skip
