@@ -113,17 +113,13 @@ def _cmd_sweep_figure(args: argparse.Namespace) -> int:
 
 
 def _cmd_steer_sweep_figure(args: argparse.Namespace) -> int:
-    import json
-    import subprocess
-
     import matplotlib
 
     matplotlib.use("Agg")
     from big5chat import paths, storage
-    from big5chat.reporting.sweeps import steer_sweep_figure, steer_sweep_rows
+    from big5chat.reporting.sweeps import exp_show, steer_sweep_figure, steer_sweep_rows
 
-    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True, check=True, cwd=paths.ROOT).stdout)
-    rows = steer_sweep_rows(shown)
+    rows = steer_sweep_rows(exp_show(paths.ROOT))
     if not rows:
         print("no experiment ran method steer: run `make steer-sweep` first", file=sys.stderr)
         return 2

@@ -121,14 +121,13 @@ def steering_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
                 if not vals:
                     continue
 
-                def mean(k: str, vals: list[dict[str, Any]] = vals) -> float:
-                    return sum(v[k] for v in vals) / len(vals)
-
+                gap, size, rest = (
+                    sum(f(v) for v in vals) / len(vals) for f in (lambda v: v["gap"], lambda v: abs(v["common"]), lambda v: v["specific"])
+                )
                 above = sum(1 for v in vals if (v.get("specific_lo") or 0.0) > 0)
                 if above > len(vals) / 2:
                     specific.add(LABELS.get(method, method))
-                lines.append(f"| {LABELS.get(method, method)} | {q} | {mean('gap'):+.3f} | {sum(abs(v['common']) for v in vals) / len(vals):.3f} | {mean('specific'):+.3f} "
-                             f"| {above} of {len(vals)} |")  # fmt: skip
+                lines.append(f"| {LABELS.get(method, method)} | {q} | {gap:+.3f} | {size:.3f} | {rest:+.3f} | {above} of {len(vals)} |")
         lines += ["", "A questionnaire effect counts as trait-specific when the trait-specific part is above 0 for most traits: "
                   + (f"here for {', '.join(sorted(specific))}." if specific else "here for **no method**; what moves, moves every item alike."), ""]  # fmt: skip
     return lines

@@ -30,6 +30,11 @@ def _runs(node: Any) -> Iterator[dict[str, Any]]:
             yield from _runs(v)
 
 
+def exp_show(cwd: Path | None = None) -> Any:
+    """``dvc exp show --json``: the params and metrics of every commit and experiment."""
+    return json.loads(subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True, check=True, cwd=cwd).stdout)
+
+
 def collect(exp_show: Any, param: str, metric: str, metrics_file: str = "reports/metrics/eval_dialogues.json") -> list[dict[str, Any]]:
     """(name, param value, metric value) for every run that has both."""
     rows = []
@@ -49,8 +54,7 @@ def sweep_figure(param: str, metric: str, out: Path, metrics_file: str = "report
 
     from big5chat import storage
 
-    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True, check=True).stdout)
-    rows = sorted({(r["param"], r["metric"]) for r in collect(shown, param, metric, metrics_file)})
+    rows = sorted({(r["param"], r["metric"]) for r in collect(exp_show(), param, metric, metrics_file)})
     if not rows:
         raise SystemExit(f"no experiment has both {param} and {metric} (in {metrics_file}); run the sweep first")
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
@@ -67,7 +71,7 @@ STEER_METRICS = {"assess": "reports/metrics/assess_personality.json", "dialogues
                  "reasoning": "reports/metrics/evaluate_reasoning.json"}  # fmt: skip
 
 
-def _mean(values: list[float]) -> float:
+def _mean(values: list[Any]) -> float:
     vals = [v for v in values if isinstance(v, (int, float))]
     return sum(vals) / len(vals) if vals else float("nan")
 
