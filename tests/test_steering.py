@@ -119,7 +119,7 @@ def test_registry_drives_conditions_and_cells() -> None:
     conds = conditions(["direct", "steer", "sft"], ["openness"])
     assert [c.name for c in conds] == ["direct:none:none", "steer:openness:high", "steer:openness:low", "sft:none:none",
                                        "sft:openness:high", "sft:openness:low"]  # fmt: skip
-    assert messages(conds[1], "Rate it.", "Item.") == [{"role": "user", "content": "Rate it.\nItem."}]  # steer: no instruction
+    assert messages(conds[1], "Rate it.", "Item.") == [{"role": "user", "content": "Rate it.\n Item"}]  # steer: no instruction
     grid = cells(["direct", "steer"], [("openness", "high")])
     assert [(c.method, c.trait, c.system_instruction) for c in grid] == [("direct", "", None), ("steer", "openness", None)]
 

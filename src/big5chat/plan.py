@@ -151,6 +151,12 @@ def stage_estimates(params: Any) -> list[dict[str, Any]]:
         t = answers * 20
         hours = gpu_hours(2 * base.params * t, UTIL_PREFILL)
     row("assess_personality", params.models.base.name, base, t, hours, 2 * base.params / 1e9 * 1.2, f"{a.mode}: {answers} answers")
+    bv = params.behavioural_validity
+    replies_bv = len(conditions(list(bv.methods), list(params.traits))) * bv.scenarios
+    t = replies_bv * (250 + bv.max_new_tokens)  # the scenario prompt (+ Prompt-Demo's examples on some) and the reply
+    row("behavioural_validity", params.models.base.name, base, t,
+        gpu_hours(2 * base.params * replies_bv * 250, UTIL_PREFILL) + decode_hours(base, replies_bv * bv.max_new_tokens, bv.batch_size),
+        2 * base.params / 1e9 * 1.2, f"{replies_bv} free replies, then the classifier")  # fmt: skip
     r = params.evaluate_reasoning
     n_cells = (1 if "direct" in r.methods else 0) + (len([m for m in r.methods if m != "direct"]) * (len(r.conditions) if r.conditions else 10))
     items = sum(min(HUB_ROWS[tk], r.limits.get(tk, r.limit) or HUB_ROWS[tk]) for tk in r.tasks)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from big5chat.generation import backends
 from big5chat.generation.chat import generate_chat, render
-from big5chat.psychometrics.conditions import Condition, messages
+from big5chat.psychometrics.conditions import Condition, ItemRendering, messages
 from big5chat.psychometrics.logprob import option_probs, option_token_ids
 from big5chat.psychometrics.parsing import parse_score
 from big5chat.psychometrics.scoring import keyed
@@ -102,6 +102,7 @@ def administer(
     mode: Literal["logprob", "generate"],
     demos: dict[tuple[str, str], list[str]] | None = None,
     placement: Literal["user", "system"] = "user",
+    rendering: ItemRendering = "study",
     runs: int = 5,
     temperature: float = 0.6,
     max_new_tokens: int = 16,
@@ -110,12 +111,13 @@ def administer(
     sampler: Sampler | None = None,
     progress: Any = None,
 ) -> pd.DataFrame:
-    """``sampler`` draws generation mode's replies (default: ``hf_sampler`` on ``model``; see ``sampler_for``)."""
+    """``sampler`` draws generation mode's replies (default: ``hf_sampler`` on ``model``; see ``sampler_for``);
+    ``rendering`` how each item reads (``conditions.rendered_item``: the study's fork by default)."""
     blocks = []  # one per condition x questionnaire: (condition, questionnaire, its items with the condition, chats)
     for cond in conds:
         for qname, inst in instruments.items():
             items = item_frame(inst)
-            convs = [messages(cond, inst["prompt"], t, demos=demos, placement=placement) for t in items["text"]]
+            convs = [messages(cond, inst["prompt"], t, demos=demos, placement=placement, rendering=rendering) for t in items["text"]]
             base = items.assign(method=cond.method, trait=cond.trait, level=cond.level, condition=cond.name, code=cond.code, questionnaire=qname)
             blocks.append((cond, qname, base, convs))
     frames = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from big5chat.methods import spec
 from big5chat.prompts import prompt_inst, trait_system_prompt
@@ -44,6 +44,13 @@ def conditions(methods: list[str], traits: list[str]) -> list[Condition]:
     return out
 
 
+def demo_sets(dialogues: Any, n: int, seed: int) -> dict[tuple[str, str], list[str]]:
+    """Prompt-Demo's demonstrations: per (trait, level), ``n`` replies of the dialogue dataset (``train_output``)
+    drawn with ``seed`` (the study: ``sample(10, random_state=42)``)."""
+    return {(t, lvl): g["train_output"].sample(n=min(n, len(g)), random_state=seed).tolist()
+            for (t, lvl), g in dialogues.groupby(["trait", "level"])}  # fmt: skip
+
+
 def demo_prefix(replies: list[str]) -> str:
     """Prompt-Demo: the intro and a fenced list of 10 same-trait, same-level replies from the dialogue dataset."""
     body = "\n".join(f'Example {i}: "{r}"' for i, r in enumerate(replies, start=1))
@@ -64,12 +71,32 @@ def prefix(cond: Condition, demos: dict[tuple[str, str], list[str]] | None = Non
     return trait_system_prompt(cond.trait, cond.level)
 
 
-def messages(cond: Condition, questionnaire_prompt: str, item: str, *, demos: dict | None = None,
-             placement: Literal["user", "system"] = "user") -> list[dict[str, str]]:  # fmt: skip
-    """The chat for one item: the study's user message ``prefix + "\\n" + prompt + "\\n" + item``; with
-    ``placement == "system"`` (SFT/DPO trained with the instruction as the system turn) the prefix is the system turn."""
+ItemRendering = Literal["study", "plain"]
+
+
+def rendered_item(text: str, rendering: ItemRendering = "study") -> str:
+    """An item as the model reads it. ``study``: as the study's PsychoBench fork sends it. Its test file holds
+    ``"1. Is talkative."`` and ``example_generator.py`` reads the item back as the text between the first and the
+    second period (``q.split('.')[1]``): ``" Is talkative"``, with a leading space and without the final period (an
+    item with an inner period would be cut there; none of BFI-44 or IPIP-NEO-120 has one). ``plain``: the text as
+    printed."""
+    if rendering == "plain":
+        return text
+    return f"1. {text}".split(".")[1]
+
+
+def condition_chat(cond: Condition, body: str, *, demos: dict | None = None,
+                   placement: Literal["user", "system"] = "user") -> list[dict[str, str]]:  # fmt: skip
+    """``body`` under a condition: the user message ``prefix + "\\n" + body``; with ``placement == "system"``
+    (SFT/DPO trained with the instruction as the system turn) the prefix is the system turn."""
     pre = prefix(cond, demos)
-    body = f"{questionnaire_prompt}\n{item}"
     if placement == "system" and pre and spec(cond.method).instruction == "trained":
         return [{"role": "system", "content": pre}, {"role": "user", "content": body}]
     return [{"role": "user", "content": f"{pre}\n{body}" if pre else body}]
+
+
+def messages(cond: Condition, questionnaire_prompt: str, item: str, *, demos: dict | None = None,
+             placement: Literal["user", "system"] = "user", rendering: ItemRendering = "study") -> list[dict[str, str]]:  # fmt: skip
+    """The chat for one item: the study's user message ``prefix + "\\n" + prompt + "\\n" + item`` (the item
+    ``rendered_item(item, rendering)``; ``condition_chat``)."""
+    return condition_chat(cond, f"{questionnaire_prompt}\n{rendered_item(item, rendering)}", demos=demos, placement=placement)

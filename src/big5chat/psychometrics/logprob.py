@@ -31,7 +31,7 @@ def option_token_ids(tok: Any, lo: int = 1, hi: int = 5) -> list[int]:
 
 
 def _option_probs(last_logits: torch.Tensor, option_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    full = torch.softmax(last_logits.float(), dim=-1)[:, option_ids]
+    full = torch.softmax(last_logits.float(), dim=-1)[:, option_ids].double()  # normalised in float64: rows sum to 1
     mass = full.sum(-1, keepdim=True)
     return (full / mass).cpu().numpy(), mass.squeeze(-1).cpu().numpy()
 

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from big5chat import paths
 from big5chat.methods import LABELS as METHOD_LABEL
+from big5chat.psychometrics.human_reference import HumanReference
 from big5chat.psychometrics.scoring import (
     DOMAINS,
     acquiescence_split,
@@ -17,7 +17,6 @@ from big5chat.psychometrics.scoring import (
     correlation_matrix,
     cronbach_alpha,
     frobenius,
-    human_domains,
 )
 from big5chat.traits import LETTER
 
@@ -110,32 +109,44 @@ def _condition_matrix(domains: pd.DataFrame, method: str, questionnaire: str) ->
     return correlation_matrix(wide.reindex(columns=list(DOMAINS)))
 
 
-def correlations(domains: pd.DataFrame, human_cfg: Any) -> dict[str, Any]:
-    """Model matrices (domain scores correlated across the 10 conditions), the human matrix from item-level
-    responses (when the file exists), the paper's own model matrices, and Frobenius distances to the human one."""
-    q = "IPIP-NEO" if (domains["questionnaire"] == "IPIP-NEO").any() else "BFI"
-    out: dict[str, Any] = {"questionnaire": q, "models": {}, "paper": {}, "human": None, "frobenius": {}, "human_n": 0}
-    for m in domains["method"].unique():
-        if m != "direct":
-            mat = _condition_matrix(domains, m, q)
-            if mat is not None:
-                out["models"][m] = mat
+def paper_matrices(questionnaire: str, paper_model: str | None) -> tuple[str, dict[str, pd.DataFrame]]:
+    """The paper's model matrices for ``questionnaire``: of ``paper_model`` when ``data/paper/`` has it (the same
+    model size as ours), else of its largest model (70B; a reference, not a like-for-like comparison)."""
     from big5chat.reporting import paper
 
     p = paper.questionnaires()
-    p = p[(p["model"] == "llama3_70b") & (p["questionnaire"] == "IPIP-NEO") & (p["trait"] != "")]
-    for m, g in p.groupby("method"):
+    p = p[(p["questionnaire"] == questionnaire) & (p["trait"] != "") & (p["model"] != "crowd")]
+    models = sorted(p["model"].unique(), key=lambda m: int(paper.model_size_label(m)[:-1]))
+    if not models:
+        return "", {}
+    model = paper_model if paper_model in models else models[-1]
+    out = {}
+    for m, g in p[p["model"] == model].groupby("method"):
         wide = g.assign(condition=g["trait"] + ":" + g["level"]).pivot_table(index="condition", columns="domain", values="mean")
-        out["paper"][m] = correlation_matrix(wide.reindex(columns=list(DOMAINS)))
-    if human_cfg.path and paths.resolve(human_cfg.path).is_file():
-        responses = pd.read_csv(paths.resolve(human_cfg.path))
-        people = human_domains(responses, human_cfg.reverse_items, human_cfg.scale_min, human_cfg.scale_max, human_cfg.min_items)
-        people = people.dropna()
-        out["human"], out["human_n"] = correlation_matrix(people), int(len(people))
-        for m, mat in out["models"].items():
-            out["frobenius"][m] = frobenius(out["human"], mat.fillna(0.0))
-        for m, mat in out["paper"].items():
-            out["frobenius"][f"paper_70b_{m}"] = frobenius(out["human"], mat.fillna(0.0))
+        out[m] = correlation_matrix(wide.reindex(columns=list(DOMAINS)))
+    return model, out
+
+
+def correlations(domains: pd.DataFrame, human: HumanReference | None, paper_model: str | None = None) -> dict[str, Any]:
+    """Per questionnaire: our model matrices (domain scores correlated across the 10 conditions, one per method),
+    the paper's (``paper_matrices``), and each one's Frobenius distance to the human matrix (``human``: people's
+    domain scores; None = no human reference, no distances)."""
+    hmat = correlation_matrix(human.people) if human is not None else None
+    out: dict[str, Any] = {"human": hmat, "human_n": human.n if human else 0, "human_source": human.source if human else "",
+                           "instruments": {}}  # fmt: skip
+    for q in [q for q in ("BFI", "IPIP-NEO") if (domains["questionnaire"] == q).any()]:
+        block: dict[str, Any] = {"models": {}, "frobenius": {}}
+        for m in domains["method"].unique():
+            mat = _condition_matrix(domains, m, q) if m != "direct" else None
+            if mat is not None:
+                block["models"][m] = mat
+        block["paper_model"], block["paper"] = paper_matrices(q, paper_model)
+        if hmat is not None:
+            for m, mat in block["models"].items():
+                block["frobenius"][m] = frobenius(hmat, mat.fillna(0.0))
+            for m, mat in block["paper"].items():
+                block["frobenius"][f"paper_{m}"] = frobenius(hmat, mat.fillna(0.0))
+        out["instruments"][q] = block
     return out
 
 
@@ -149,9 +160,11 @@ def correlations_json(corr: dict[str, Any]) -> dict[str, Any]:
             else {r: {c: (None if np.isnan(v) else round(float(v), 6)) for c, v in row.items()} for r, row in m.to_dict("index").items()}
         )
 
-    return {"questionnaire": corr["questionnaire"], "human": d(corr["human"]), "human_n": corr["human_n"],
-            "models": {k: d(v) for k, v in corr["models"].items()}, "paper": {k: d(v) for k, v in corr["paper"].items()},
-            "frobenius": {k: round(float(v), 6) for k, v in corr["frobenius"].items()}}  # fmt: skip
+    return {"human": d(corr["human"]), "human_n": corr["human_n"], "human_source": corr["human_source"],
+            "instruments": {q: {"models": {k: d(v) for k, v in b["models"].items()}, "paper_model": b["paper_model"],
+                                "paper": {k: d(v) for k, v in b["paper"].items()},
+                                "frobenius": {k: round(float(v), 6) for k, v in b["frobenius"].items()}}
+                            for q, b in corr["instruments"].items()}}  # fmt: skip
 
 
 def metrics(
@@ -172,7 +185,8 @@ def metrics(
         "separation": {},
         "alpha": {},
         "unparsed": {},
-        "frobenius": {k: r(v) for k, v in corr["frobenius"].items()},
+        "frobenius": {q: {k: r(v) for k, v in b["frobenius"].items()} for q, b in corr["instruments"].items()},
+        "human_source": corr["human_source"],
     }
     for row in summary.itertuples():
         out["summary"].setdefault(row.method, {})[row.questionnaire] = {"avg_high": r(row.avg_high), "avg_low": r(row.avg_low), "gap": r(row.gap)}
@@ -273,41 +287,59 @@ def plot_conditions(domains: pd.DataFrame, questionnaire: str, traits: list[str]
     return fig
 
 
+def _correlation_panel(ax: Any, title: str, mat: pd.DataFrame) -> None:
+    m = mat.reindex(index=list(DOMAINS), columns=list(DOMAINS)).to_numpy(float)
+    shown = np.ma.array(m, mask=np.triu(np.ones((5, 5), bool), k=1) | np.isnan(m))
+    ax.imshow(shown, cmap="RdBu_r", vmin=-1, vmax=1)
+    for i in range(5):
+        for j in range(i + 1):
+            if not np.isnan(m[i, j]):
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white" if abs(m[i, j]) > 0.6 else "black")
+    ax.set_xticks(range(5), list(DOMAINS))
+    ax.set_yticks(range(5), list(DOMAINS))
+    ax.grid(False)
+    ax.set_title(title, fontsize=8)
+
+
 def plot_correlations(corr: dict[str, Any]) -> Any:
-    """Lower-triangle heatmaps: human, then each of our methods, then the paper's 70B methods."""
+    """Lower-triangle heatmaps, one block of rows per questionnaire: the human matrix, each of our methods, then
+    the paper's methods (its model of our size where it has one), each titled with its Frobenius distance F to the
+    human matrix."""
     import matplotlib.pyplot as plt
 
     _theme()
-    panels = []
-    if corr["human"] is not None:
-        panels.append((f"human (n={corr['human_n']})", corr["human"]))
-    for m, mat in corr["models"].items():
-        fro = corr["frobenius"].get(m)
-        panels.append((f"{METHOD_LABEL[m]} (ours)" + (f", F={fro:.2f}" if fro is not None else ""), mat))
-    for m, mat in corr["paper"].items():
-        fro = corr["frobenius"].get(f"paper_70b_{m}")
-        panels.append((f"{METHOD_LABEL.get(m, m)} (paper 70B)" + (f", F={fro:.2f}" if fro is not None else ""), mat))
-    cols = min(4, max(len(panels), 1))
-    rows = int(np.ceil(len(panels) / cols)) or 1
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.8 * rows), squeeze=False)
-    mask = np.triu(np.ones((5, 5), bool), k=1)
-    for ax, (title, mat) in zip(axes.ravel(), panels):
-        m = mat.reindex(index=list(DOMAINS), columns=list(DOMAINS)).to_numpy(float)
-        shown = np.ma.array(m, mask=mask | np.isnan(m))
-        ax.imshow(shown, cmap="RdBu_r", vmin=-1, vmax=1)
-        for i in range(5):
-            for j in range(i + 1):
-                if not np.isnan(m[i, j]):
-                    ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6)
-        ax.set_xticks(range(5), list(DOMAINS))
-        ax.set_yticks(range(5), list(DOMAINS))
-        ax.grid(False)
-        ax.set_title(title, fontsize=8)
-    for ax in axes.ravel()[len(panels) :]:
-        ax.set_axis_off()
-    fig.suptitle(f"Intra-trait correlations across the 10 conditions ({corr['questionnaire']})", y=1.0)
-    fig.tight_layout()
+    blocks = []
+    for q, b in corr["instruments"].items():
+        panels = [(f"human (n={corr['human_n']})", corr["human"])] if corr["human"] is not None else []
+        for m, mat in b["models"].items():
+            fro = b["frobenius"].get(m)
+            panels.append((f"{METHOD_LABEL[m]} (ours)" + (f", F={fro:.2f}" if fro is not None else ""), mat))
+        size = paper_size_label(b.get("paper_model") or "")
+        for m, mat in b["paper"].items():
+            fro = b["frobenius"].get(f"paper_{m}")
+            panels.append((f"{METHOD_LABEL.get(m, m)} (paper {size})" + (f", F={fro:.2f}" if fro is not None else ""), mat))
+        blocks.append((q, panels))
+    cols = min(5, max((len(p) for _, p in blocks), default=1))
+    rows = [int(np.ceil(len(p) / cols)) or 1 for _, p in blocks] or [1]
+    fig = plt.figure(figsize=(2.9 * cols, 2.9 * sum(rows) + 0.6), layout="constrained")
+    subfigs = np.atleast_1d(fig.subfigures(len(rows), 1, height_ratios=rows)) if blocks else []
+    for sub, (q, panels), r in zip(subfigs, blocks, rows):
+        axes = np.atleast_1d(sub.subplots(r, cols, squeeze=False)).ravel()
+        for ax, (title, mat) in zip(axes, panels):
+            _correlation_panel(ax, title, mat)
+        for ax in axes[len(panels) :]:
+            ax.set_axis_off()
+        sub.suptitle(f"{q}: intra-trait correlations across the 10 conditions", fontsize=10)
+    human = f"human: {corr['human_source']}" if corr["human"] is not None else "no human reference (assess_personality.human_responses)"
+    fig.supxlabel(f"O openness, C conscientiousness, E extraversion, A agreeableness, N neuroticism. {human}", fontsize=7)
     return fig
+
+
+def paper_size_label(model: str) -> str:
+    """The paper model's size for labels (``llama3_70b`` -> ``70B``); '' when none."""
+    from big5chat.reporting.paper import model_size_label
+
+    return model_size_label(model) if model else ""
 
 
 def plot_acquiescence(table: pd.DataFrame) -> Any:
@@ -339,3 +371,11 @@ def plot_acquiescence(table: pd.DataFrame) -> Any:
     axes[0][-1].legend(fontsize=6, ncol=2, loc="best")
     fig.tight_layout()
     return fig
+
+
+def paper_model_of(model_dir: str | Path) -> str | None:
+    """The paper's model of the same size as the model in ``model_dir`` (by its card's name), or None."""
+    from big5chat.models.loading import read_card, resolve_alias
+    from big5chat.reporting.paper import paper_model_for
+
+    return paper_model_for(str(read_card(resolve_alias(model_dir)).get("name", "")))

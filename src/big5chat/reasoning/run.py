@@ -10,8 +10,13 @@ shared context once across a request's answer choices, ``big5chat.reasoning.pref
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Callable
+import logging
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,6 +140,7 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
     versions: dict[str, Any] = {}
+    harness_messages: dict[str, int] = {}  # lm-eval's log lines (quiet_harness), line -> count
     models: dict[str, Any] = {}
     from big5chat.models.loading import stage_device
 
@@ -144,7 +150,8 @@ def evaluate(
         if key not in models:
             models.clear()  # one model in memory at a time
             lm_name, lm_args = lm_spec(backend, key, base_dir=base_dir, adapters=adapters, batch_size=batch_size, dtype=dtype, device=device)
-            models[key] = make_lm(lm_name, lm_args, batch_size)
+            with quiet_harness(harness_messages):
+                models[key] = make_lm(lm_name, lm_args, batch_size)
         steering = spec(cell.method).model == "steered"
         if steering and backend not in backends.HF_BACKENDS:
             raise ValueError(f"steer runs on the HF backends (hf, hf_prefix), not {backend!r}: vLLM has no residual-stream hooks")
@@ -156,7 +163,7 @@ def evaluate(
                 if steering
                 else nullcontext()
             )
-            with as_method:
+            with as_method, quiet_harness(harness_messages):
                 res = lm_eval.simple_evaluate(
                     model=models[key], tasks=[name], task_manager=task_manager, limit=limits.get(task),
                     apply_chat_template=apply_chat_template, system_instruction=cell.system_instruction,
@@ -179,10 +186,52 @@ def evaluate(
                 on_cell(cell, secs)
     meta = {"lm_eval_version": lm_eval.__version__, "backend": backend, "task_versions": versions, "apply_chat_template": apply_chat_template,
             "fewshot_as_multiturn": fewshot_as_multiturn, "max_gen_toks": max_gen_toks, "limits": limits,
-            "system_instructions": {f"{c.method}:{c.trait}:{c.level}": c.system_instruction for c in cell_list}}  # fmt: skip
+            "system_instructions": {f"{c.method}:{c.trait}:{c.level}": c.system_instruction for c in cell_list},
+            "harness_messages": harness_messages}  # fmt: skip
     if any(spec(c.method).model == "steered" for c in cell_list):
         meta["steer"] = {"multiplier": multiplier, "layers": vectors.layers if vectors is not None else None}
     return pd.DataFrame(rows), samples, meta
+
+
+_PROGRESS = re.compile(r"\d+%\|")  # a tqdm bar's frame
+
+
+class _CountingHandler(logging.Handler):
+    def __init__(self, messages: dict[str, int]) -> None:
+        super().__init__(logging.WARNING)
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _count(self.messages, f"{record.levelname}: {record.getMessage()}")
+
+
+def _count(messages: dict[str, int], line: str) -> None:
+    messages[line[:300]] = messages.get(line[:300], 0) + 1
+
+
+@contextmanager
+def quiet_harness(messages: dict[str, int]) -> Iterator[None]:
+    """lm-eval's own progress bars (per task: tokenizing, requests) and its warnings kept out of the executed
+    notebook: its WARNING+ log records and the block's non-progress stderr lines are counted into ``messages``
+    (recorded with the run's settings); when the block raises, its last stderr is printed before the error."""
+    buffer = io.StringIO()
+    logger = logging.getLogger("lm_eval")
+    handler, propagate = _CountingHandler(messages), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with redirect_stderr(buffer):
+            yield
+    except BaseException:
+        print(buffer.getvalue()[-4000:], file=sys.stderr)
+        raise
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    for line in re.split(r"[\r\n]+", buffer.getvalue()):
+        line = line.strip()
+        if line and not _PROGRESS.search(line) and line != "\x1b[A":
+            _count(messages, line)
 
 
 def dump_samples(samples: list[dict[str, Any]], path: Path) -> None:

@@ -180,13 +180,73 @@ def correlation_frames(corr: dict[str, Any]) -> dict[str, Any]:
         return pd.DataFrame(m).astype(float)
 
     return {
-        "questionnaire": corr["questionnaire"],
         "human": df(corr["human"]) if corr.get("human") else None,
         "human_n": corr.get("human_n", 0),
-        "models": {k: df(v) for k, v in corr.get("models", {}).items()},
-        "paper": {k: df(v) for k, v in corr.get("paper", {}).items()},
-        "frobenius": corr.get("frobenius", {}),
-    }
+        "human_source": corr.get("human_source", ""),
+        "instruments": {q: {"models": {k: df(v) for k, v in b.get("models", {}).items()}, "paper_model": b.get("paper_model", ""),
+                            "paper": {k: df(v) for k, v in b.get("paper", {}).items()}, "frobenius": b.get("frobenius", {})}
+                        for q, b in corr.get("instruments", {}).items()},
+    }  # fmt: skip
+
+
+def _err(value: Any, lo: Any, hi: Any) -> np.ndarray:
+    """Error-bar lengths below and above ``value`` (clipped at 0: an interval's end equal to the value up to rounding)."""
+    v = np.asarray(value, float)
+    return np.clip(np.vstack([v - np.asarray(lo, float), np.asarray(hi, float) - v]), 0, None)
+
+
+def plot_behaviour(acc: pd.DataFrame, separation: pd.DataFrame, validity: pd.DataFrame, questionnaire: str) -> Any:
+    """The questionnaire-taking model's free replies, judged by the classifier (``psychometrics.behaviour``). Left:
+    judged accuracy at high and at low (Wilson 95%; 0.5 = chance). Middle: the judged score of the induced trait at
+    high minus at low, paired by trait and scenario (t 95%). Right: per trait, the questionnaire-vs-judge correlation
+    across the conditions for each method (Fisher-z 95%)."""
+    import matplotlib.pyplot as plt
+
+    from big5chat.methods import LABELS
+
+    theme()
+    methods = [m for m in LABELS if m in set(acc["method"])]
+    colors = dict(zip(LABELS, plt.get_cmap("tab10").colors))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.0), gridspec_kw={"width_ratios": [1.1, 0.8, 1.4]})
+    ax = axes[0]
+    w = 0.38
+    for k, level in enumerate(("high", "low")):
+        t = acc[acc["level"] == level].set_index("method").reindex(methods)
+        x = np.arange(len(methods)) + (k - 0.5) * w
+        ax.bar(x, t["accuracy"], w, label=level, color=("tab:red", "tab:blue")[k], alpha=0.8)
+        ax.errorbar(x, t["accuracy"], yerr=_err(t["accuracy"], t["lo"], t["hi"]), fmt="none", ecolor="k", lw=1, capsize=2)
+    ax.axhline(0.5, color="0.5", ls=":", lw=1)
+    ax.set_xticks(np.arange(len(methods)), [LABELS[m] for m in methods], fontsize=8, rotation=15)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("replies judged at the target level")
+    ax.set_title("Judged accuracy of the free replies", fontsize=10)
+    ax.legend(fontsize=7, title="condition", title_fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    ax = axes[1]
+    t = separation.set_index("method").reindex(methods)
+    x = np.arange(len(methods))
+    ax.bar(x, t["diff"], 0.6, color=[colors[m] for m in methods], alpha=0.85)
+    ax.errorbar(x, t["diff"], yerr=_err(t["diff"], t["lo"], t["hi"]), fmt="none", ecolor="k", lw=1, capsize=2)
+    ax.axhline(0, color="0.5", lw=1)
+    ax.set_xticks(x, [LABELS[m] for m in methods], fontsize=8, rotation=15)
+    ax.set_ylabel("judged score, high minus low")
+    ax.set_title("Induced trait in the replies", fontsize=10)
+    ax = axes[2]
+    v = validity[(validity["questionnaire"] == questionnaire) & (validity["method"] != "all")]
+    traits = list(dict.fromkeys(v["trait"]))
+    vm = [m for m in methods if m in set(v["method"])]
+    w = 0.8 / max(len(vm), 1)
+    for k, m in enumerate(vm):
+        t = v[v["method"] == m].set_index("trait").reindex(traits)
+        x = np.arange(len(traits)) - 0.4 + w * (k + 0.5)
+        ax.errorbar(x, t["r"], yerr=_err(t["r"], t["lo"], t["hi"]), fmt="o", ms=4, lw=1, color=colors[m], label=LABELS[m])
+    ax.axhline(0, color="0.5", lw=1)
+    ax.set_xticks(np.arange(len(traits)), traits, fontsize=8)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_ylabel(f"r ({questionnaire} score, judged score)")
+    ax.set_title("Self-report vs behaviour across the 10 conditions", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(len(vm), 5))
+    fig.tight_layout()
+    return fig
 
 
 def save_both(fig: Any, stem: Any) -> list[Any]:

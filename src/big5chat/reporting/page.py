@@ -60,11 +60,11 @@ def findings(m: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, str]]:
                 out.append((f"{q}: SFT and DPO separate high from low more than Prompt-Inst (paper, 70B: they do)",
                             "high-minus-low gap " + ", ".join(f"{k} {v:+.2f}" for k, v in gaps.items()),
                             verdict(holds, induced, f"every gap below {MIN_GAP} points: no method induced the trait")))  # fmt: skip
-        fro = ap.get("frobenius") or {}
-        if "sft" in fro and "prompt_inst" in fro:
-            out.append(("SFT's intra-trait correlations are closer to humans' than prompting's (Frobenius distance)",
-                        f"SFT {fro['sft']:.2f}, Prompt-Inst {fro['prompt_inst']:.2f}" + (f", DPO {fro['dpo']:.2f}" if "dpo" in fro else ""),
-                        verdict(fro["sft"] < fro["prompt_inst"] - MIN_FROBENIUS_DIFF, True, "")))  # fmt: skip
+        for q, fro in (ap.get("frobenius") or {}).items():
+            if "sft" in fro and "prompt_inst" in fro:
+                out.append((f"{q}: SFT's intra-trait correlations are closer to humans' than prompting's (Frobenius distance)",
+                            f"SFT {fro['sft']:.2f}, Prompt-Inst {fro['prompt_inst']:.2f}" + (f", DPO {fro['dpo']:.2f}" if "dpo" in fro else ""),
+                            verdict(fro["sft"] < fro["prompt_inst"] - MIN_FROBENIUS_DIFF, True, "")))  # fmt: skip
     er = m.get("evaluate_reasoning")
     if er and er.get("domains"):
         doms = er["domains"]
@@ -133,6 +133,48 @@ def steering_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
     return lines
 
 
+def behaviour_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
+    """The questionnaire-taking model's free replies judged per method (accuracy at high and low) and the pooled
+    questionnaire-vs-judge correlation per trait; the human reference the intra-trait correlations used."""
+    from big5chat.methods import LABELS
+
+    bv, ap = m.get("behavioural_validity") or {}, m.get("assess_personality") or {}
+    lines: list[str] = []
+    if bv.get("accuracy"):
+        n_rep = sum(v["all"]["n"] for v in bv["accuracy"].values() if "all" in v)
+        lines += ["## Behavioural validity: the questionnaire-taking model's free replies", "",
+                  f"Each method's model state (prompt, adapter or steering vector) answered {bv['scenarios']} held-out scenarios under every",
+                  f"condition ({n_rep} conditioned replies, greedy); the trait classifier judged each. Accuracy: replies on the side of the",
+                  "target level (chance 50%; 95% Wilson interval). Separation: the judged score of the induced trait at high minus",
+                  "at low, paired by trait and scenario (95% t interval): free of the judge's base rate, which pushes accuracy at",
+                  "high and at low in opposite directions. Degenerate: empty or looping replies.", "",
+                  "| method | high | low | all | separation (high - low) | degenerate |", "|---|---|---|---|---|---|"]  # fmt: skip
+        sep = bv.get("separation") or {}
+        for method, per in bv["accuracy"].items():
+            cells = [f"{per[lv]['accuracy']:.0%} [{per[lv]['lo']:.0%}, {per[lv]['hi']:.0%}]" if lv in per else "" for lv in ("high", "low", "all")]
+            s_ = sep.get(method) or {}
+            cells.append(f"{s_['diff']:+.2f} [{s_['lo']:+.2f}, {s_['hi']:+.2f}]" if s_.get("lo") is not None else "")
+            deg = (bv.get("text") or {}).get(method, {}).get("degenerate_rate")
+            lines.append(f"| {LABELS.get(method, method)} | {' | '.join(cells)} | {'' if deg is None else f'{deg:.0%}'} |")
+        shown = [LABELS.get(k, k) for k, v in sep.items() if (v.get("lo") or 0.0) > 0]
+        above = [LABELS.get(k, k) for k, v in bv["accuracy"].items() if (v.get("all", {}).get("lo") or 0.0) > 0.5]
+        lines += ["", "The induced trait shows in the replies (separation interval above 0) for "
+                  + (", ".join(shown) if shown else "**no method**") + "; judged accuracy above chance (interval above 50%) for "
+                  + (", ".join(above) if above else "**no method**") + " at this sample size.", ""]  # fmt: skip
+        for q, per_m in (bv.get("validity") or {}).items():
+            pooled = per_m.get("all") or {}
+            if not pooled:
+                continue
+            cells = [f"{t} {v['r']:+.2f} [{v['lo']:+.2f}, {v['hi']:+.2f}]" if v.get("r") is not None and v.get("lo") is not None else f"{t} n/a"
+                     for t, v in pooled.items()]  # fmt: skip
+            n = max(v["n"] for v in pooled.values())
+            lines += [f"{q} score vs judged score of the replies, across conditions (all conditioned methods pooled, n = {n}; r, 95% CI): "
+                      + "; ".join(cells) + ".", ""]  # fmt: skip
+    if ap.get("human_source") or "human_n" in ap:
+        lines += [f"Human reference for the intra-trait correlations: {ap.get('human_source') or 'none'} (n = {ap.get('human_n', 0)}).", ""]
+    return lines
+
+
 def build(figures: list[Path], params: dict[str, Any]) -> str:
     m = {p.stem: _load(p) for p in sorted(paths.METRICS.glob("*.json"))}
     runs = {p.stem: _load(p) for p in sorted((paths.REPORTS / "runs").glob("*.json"))}
@@ -182,7 +224,7 @@ def build(figures: list[Path], params: dict[str, Any]) -> str:
     lines += ["## The paper's findings, checked", "", "| finding | this run | verdict |", "|---|---|---|"]
     for f, nums, v in findings(m):
         lines.append(f"| {f} | {nums} | {v} |")
-    lines += ["", *steering_section(m), "## Figures", ""]
+    lines += ["", *steering_section(m), *behaviour_section(m), "## Figures", ""]
     for f in figures:
         if f.is_file():
             rel = f.relative_to(paths.REPORTS).as_posix()

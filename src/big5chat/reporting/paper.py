@@ -110,3 +110,18 @@ def findings(path: Path = FINDINGS) -> dict[str, float]:
     if missing:
         raise ValueError(f"{path}: missing columns {sorted(missing)}")
     return {str(k): float(v) for k, v in zip(frame["key"], frame["value"])}
+
+
+_LLAMA3 = re.compile(r"llama-?3(?:\.\d+)?-(\d+)b", re.IGNORECASE)
+
+
+def paper_model_for(base_name: str) -> str | None:
+    """The paper's model code (``llama3_8b``, ``llama3_70b``) of the same size as a base model named
+    ``base_name`` (e.g. ``meta-llama/Meta-Llama-3-8B-Instruct``, a GPTQ copy of the 70B), or None (e.g. SmolLM2)."""
+    m = _LLAMA3.search(base_name)
+    return f"llama3_{m.group(1)}b" if m else None
+
+
+def model_size_label(model: str) -> str:
+    """``llama3_70b`` -> ``70B``."""
+    return model.rsplit("_", 1)[-1].upper()
