@@ -165,7 +165,7 @@ def test_backend_defaults() -> None:
 
 
 def _vllm_everywhere(d: dict) -> None:
-    d["assess_personality"].update(backend="vllm", mode="generate")
+    d["assess_personality"].update(backend="vllm", mode="generate", mode_agreement_items=0)  # log-prob's side runs on hf
     d["evaluate_reasoning"]["backend"] = "vllm"
     for stage in ("assess_personality", "evaluate_reasoning"):  # steer needs hooks on an HF model
         d[stage]["methods"] = [m for m in d[stage]["methods"] if m != "steer"]
@@ -197,6 +197,7 @@ def test_vllm_backend_serves_generation_mode_only(tmp_path: Path, monkeypatch: p
     assert problems == [
         "assess_personality.backend: vllm serves generation mode only (mode: generate); log-prob scoring runs on hf",
         "assess_personality.methods: steer needs residual-stream hooks, which vLLM has not: use backend 'hf' or leave steer out",
+        "assess_personality.mode_agreement_items: the log-prob side of the comparison runs on hf: use backend 'hf' or set 0 with vllm",
     ]
     problems = _problems(tmp_path, lambda d: d["evaluate_reasoning"].update(backend="vllm"))
     assert problems == ["evaluate_reasoning.methods: steer needs residual-stream hooks, which vLLM has not: use backend 'hf' or 'hf_prefix', "

@@ -67,6 +67,19 @@ def test_smoke_pipeline_runs_every_stage_offline(smoke: SimpleNamespace) -> None
     assert ev["n_completions"] == 2 * sum(ev["n_prefixes"].values()) and set(ev["design"].values()) == {"per_level"}
     assert json.loads((p / "reports/metrics/generate_dialogues.json").read_text())["rows"] == 2 * 5 * 2
     assert "## The paper's findings, checked" in (p / "reports/README.md").read_text()
+    # the human reference ships with the install (no ../shared beside the copy); mode agreement; behavioural validity
+    assert assessed["human_n"] == 2796 and "psych::bfi" in assessed["human_source"] and assessed["frobenius"]["BFI"]["sft"] > 0
+    agreement = assessed["mode_agreement"]
+    assert agreement["items"] == {"BFI": 5} and set(agreement["by_method"]) == {"direct", "prompt_inst", "sft", "steer"}
+    assert all(v["BFI"]["answers"] > 0 for v in agreement["by_method"].values())
+    behaviour = json.loads((p / "reports/metrics/behavioural_validity.json").read_text())
+    assert behaviour["scenarios"] == 1 and set(behaviour["accuracy"]) == set(behaviour["separation"]) == {"prompt_inst", "sft", "steer"}
+    assert set(behaviour["validity"]["BFI"]) == {"prompt_inst", "sft", "steer", "all"}
+    for fig in ("10_behaviour", "11_mode_agreement"):
+        assert (p / f"reports/figures/paper/{fig}.png").is_file(), fig
+    page_text = (p / "reports/README.md").read_text()
+    assert "## Behavioural validity" in page_text and "## Mode agreement" in page_text
+    assert '"image/png"' in (p / "reports/notebooks/make_figures.ipynb").read_text()  # figures inline in the executed notebooks
     print(f"smoke pipeline: {smoke.seconds:.0f} s")
 
 

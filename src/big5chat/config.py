@@ -330,6 +330,7 @@ class AssessPersonalityConfig:
     methods: list[Method] = field(default_factory=lambda: ["direct", "prompt_inst", "prompt_demo", "sft", "dpo", "steer"])
     questionnaires: list[Literal["BFI", "IPIP-NEO"]] = field(default_factory=lambda: ["BFI", "IPIP-NEO"])
     item_rendering: Literal["study", "plain"] = "study"  # study: as the study's fork sends items (" Is talkative"); plain: "Is talkative."
+    mode_agreement_items: NonNegativeInt = 5  # the first n items of each questionnaire also run in the other mode (0 = none)
     logprob_score: Literal["expected", "argmax"] = "expected"
     runs: PositiveInt = 5  # generation mode (the study: 5)
     temperature: Annotated[float, Range(0.0, lo_strict=True)] = 0.6
@@ -355,6 +356,8 @@ class AssessPersonalityConfig:
             problems.append(("backend", "hf_prefix is an lm-eval model for evaluate_reasoning only; questionnaires use 'hf' or 'vllm'"))
         if self.backend == "vllm" and "steer" in self.methods:
             problems.append(("methods", "steer needs residual-stream hooks, which vLLM has not: use backend 'hf' or leave steer out"))
+        if self.backend == "vllm" and self.mode_agreement_items:
+            problems.append(("mode_agreement_items", "the log-prob side of the comparison runs on hf: use backend 'hf' or set 0 with vllm"))
         human = self.human_responses
         if human.dataset and not re.fullmatch(r"[\w.]+/[\w.]+", human.dataset):
             problems.append(("human_responses.dataset", f"{human.dataset!r}: expected 'package/item', e.g. 'psych/bfi'"))

@@ -103,6 +103,7 @@ def administer(
     demos: dict[tuple[str, str], list[str]] | None = None,
     placement: Literal["user", "system"] = "user",
     rendering: ItemRendering = "study",
+    only_items: dict[str, list[int]] | None = None,
     runs: int = 5,
     temperature: float = 0.6,
     max_new_tokens: int = 16,
@@ -112,11 +113,14 @@ def administer(
     progress: Any = None,
 ) -> pd.DataFrame:
     """``sampler`` draws generation mode's replies (default: ``hf_sampler`` on ``model``; see ``sampler_for``);
-    ``rendering`` how each item reads (``conditions.rendered_item``: the study's fork by default)."""
+    ``rendering`` how each item reads (``conditions.rendered_item``: the study's fork by default); ``only_items``
+    the item numbers to administer per questionnaire (default: all)."""
     blocks = []  # one per condition x questionnaire: (condition, questionnaire, its items with the condition, chats)
     for cond in conds:
         for qname, inst in instruments.items():
             items = item_frame(inst)
+            if only_items is not None:
+                items = items[items["item"].isin(only_items[qname])].reset_index(drop=True)
             convs = [messages(cond, inst["prompt"], t, demos=demos, placement=placement, rendering=rendering) for t in items["text"]]
             base = items.assign(method=cond.method, trait=cond.trait, level=cond.level, condition=cond.name, code=cond.code, questionnaire=qname)
             blocks.append((cond, qname, base, convs))

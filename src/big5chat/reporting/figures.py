@@ -249,6 +249,47 @@ def plot_behaviour(acc: pd.DataFrame, separation: pd.DataFrame, validity: pd.Dat
     return fig
 
 
+def plot_mode_agreement(table: pd.DataFrame, domains: pd.DataFrame) -> Any:
+    """The same items in both modes (``psychometrics.modes``). Left, per method and questionnaire: the share of
+    generated replies that parse, that equal the most likely option (over all replies; an unparsed one disagrees) and
+    that lie within one point of it (among parsed). Right: each condition's domain score in generation mode against
+    log-prob mode on the same items (on the diagonal: the modes agree)."""
+    import matplotlib.pyplot as plt
+
+    from big5chat.methods import LABELS
+
+    theme()
+    methods = [m for m in LABELS if m in set(table["method"])]
+    qs = list(dict.fromkeys(table["questionnaire"]))
+    colors = dict(zip(LABELS, plt.get_cmap("tab10").colors))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
+    ax = axes[0]
+    bars = [("parsed", "parsed", 0.35), ("agreement_all", "= most likely option", 0.95), ("within_1", "within 1 point (parsed)", 0.6)]
+    groups = [(m, q) for m in methods for q in qs]
+    w = 0.8 / len(bars)
+    for k, (col, label, alpha) in enumerate(bars):
+        vals = [table[(table["method"] == m) & (table["questionnaire"] == q)][col].mean() for m, q in groups]
+        ax.bar(np.arange(len(groups)) - 0.4 + w * (k + 0.5), vals, w, label=label, color="tab:purple", alpha=alpha)
+    ax.set_xticks(np.arange(len(groups)), [f"{LABELS[m]}\n{q}" for m, q in groups], fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of generated replies")
+    ax.set_title("Generated answer vs the option log-prob mode reads as most likely", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
+    ax = axes[1]
+    for m in methods:
+        d = domains[domains["method"] == m]
+        ax.scatter(d["logprob"], d["gen"], s=10, alpha=0.6, color=colors[m], label=LABELS[m])
+    lo = float(np.nanmin([domains["logprob"].min(), domains["gen"].min(), 1.0])) if len(domains) else 1.0
+    hi = float(np.nanmax([domains["logprob"].max(), domains["gen"].max(), 5.0])) if len(domains) else 5.0
+    ax.plot([lo, hi], [lo, hi], color="0.5", lw=1, ls=":")
+    ax.set_xlabel("domain score, log-prob mode")
+    ax.set_ylabel("domain score, generation mode")
+    ax.set_title("Same items, same conditions", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
 def save_both(fig: Any, stem: Any) -> list[Any]:
     """PNG and PDF (fonts embedded as TrueType), with no timestamps inside."""
     from big5chat import storage

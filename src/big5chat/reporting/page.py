@@ -133,6 +133,34 @@ def steering_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
     return lines
 
 
+def mode_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
+    """The same items in both administration modes: how often the parsed reply is the option log-prob mode reads as
+    most likely, what fails to parse, and how far domain scores move between the modes."""
+    from big5chat.methods import LABELS
+
+    ma = (m.get("assess_personality") or {}).get("mode_agreement") or {}
+    if not ma.get("by_method"):
+        return []
+    items = ", ".join(f"{n} {q}" for q, n in ma["items"].items())
+    lines = ["## Mode agreement: option probabilities vs sampled replies", "",
+             f"The first items of each questionnaire ({items} items; every domain) answered both ways under every condition: the",
+             "study's sampled reply (parsed for its leading number; unparsed replies and refusals counted, never imputed) against",
+             "the option log-prob mode reads as most likely. Domain difference: generated minus log-prob domain score on the same",
+             "items, mean of its size over conditions and domains (1-5 scale).", "",
+             "| method | questionnaire | answers | parsed | refusals | agree (parsed) | agree (all) | within 1 (parsed) | domain difference |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+
+    def pct(x: Any) -> str:
+        return "" if x is None else f"{x:.0%}"
+
+    for method, per_q in ma["by_method"].items():
+        for q, v in per_q.items():
+            dd = "" if v.get("domain_abs_diff") is None else f"{v['domain_abs_diff']:.2f}"
+            lines.append(f"| {LABELS.get(method, method)} | {q} | {v['answers']} | {pct(v['parsed'])} | {v['refusals']} | {pct(v['agreement'])} | "
+                         f"{pct(v['agreement_all'])} | {pct(v['within_1'])} | {dd} |")  # fmt: skip
+    return [*lines, ""]
+
+
 def behaviour_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
     """The questionnaire-taking model's free replies judged per method (accuracy at high and low) and the pooled
     questionnaire-vs-judge correlation per trait; the human reference the intra-trait correlations used."""
@@ -224,7 +252,7 @@ def build(figures: list[Path], params: dict[str, Any]) -> str:
     lines += ["## The paper's findings, checked", "", "| finding | this run | verdict |", "|---|---|---|"]
     for f, nums, v in findings(m):
         lines.append(f"| {f} | {nums} | {v} |")
-    lines += ["", *steering_section(m), *behaviour_section(m), "## Figures", ""]
+    lines += ["", *steering_section(m), *behaviour_section(m), *mode_section(m), "## Figures", ""]
     for f in figures:
         if f.is_file():
             rel = f.relative_to(paths.REPORTS).as_posix()
