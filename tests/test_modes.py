@@ -70,3 +70,36 @@ def test_mode_agreement_figure(tmp_path: Path) -> None:
     fig = plot_mode_agreement(modes.agreement_table(pairs), modes.domain_differences(pairs))
     fig.savefig(tmp_path / "m.png")
     assert (tmp_path / "m.png").stat().st_size > 10_000
+
+
+def test_prompt_variants_render_and_summarise(tmp_path: Path) -> None:
+    from big5chat.psychometrics import variants
+    from big5chat.psychometrics.conditions import Condition, messages
+    from big5chat.reporting import page
+    from big5chat.reporting.figures import plot_prompt_variants
+
+    assert messages(Condition("direct"), "Rate it.", "Is talkative.", variant="study")[0]["content"] == "Rate it.\n Is talkative"
+    assert messages(Condition("direct"), "Rate it.", "Is talkative.", variant="plain_item")[0]["content"] == "Rate it.\nIs talkative."
+    assert (
+        messages(Condition("direct"), "Rate it.", "Is talkative.", variant="statement_first")[0]["content"] == 'Statement: "Is talkative."\nRate it.'
+    )
+    with pytest.raises(ValueError, match="unknown prompt variant 'nope'"):
+        variants.body("nope", "p", "i", "t")
+    rows = []
+    for v, shift in (("study", 0.0), ("answer_cue", 0.5)):
+        for t, letter in (("openness", "O"), ("extraversion", "E")):
+            for lvl, s in (("high", 4.0), ("low", 2.0)):
+                for item, dom in ((1, letter), (2, letter), (3, "N")):
+                    rows.append({"variant": v, "method": "prompt_inst", "questionnaire": "BFI", "trait": t, "level": lvl, "condition": f"{t}:{lvl}",
+                                 "run": 0, "item": item if dom != "N" else 9, "domain": dom, "score": s + shift + 0.1 * item})  # fmt: skip
+    table = variants.variant_table(pd.DataFrame(rows), ["openness", "extraversion"]).set_index("variant")
+    assert table.loc["study", "gap"] == pytest.approx(2.0) and table.loc["answer_cue", "gap"] == pytest.approx(2.0)
+    assert table.loc["answer_cue", "mean_score"] - table.loc["study", "mean_score"] == pytest.approx(0.5)
+    spread = variants.spread_table(table.reset_index())
+    assert spread.iloc[0]["mean_score_range"] == pytest.approx(0.5) and spread.iloc[0]["gap_range"] == pytest.approx(0.0)
+    m = variants.metrics(table.reset_index(), spread, {"BFI": [1, 2]})
+    text = "\n".join(page.variants_section({"assess_personality": {"prompt_variants": m}}))
+    assert "| answer_cue | Prompt-Inst | BFI | +2.000 |" in text and "mean score 0.50" in text
+    fig = plot_prompt_variants(table.reset_index())
+    fig.savefig(tmp_path / "v.png")
+    assert (tmp_path / "v.png").stat().st_size > 10_000

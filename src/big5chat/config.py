@@ -331,6 +331,11 @@ class AssessPersonalityConfig:
     questionnaires: list[Literal["BFI", "IPIP-NEO"]] = field(default_factory=lambda: ["BFI", "IPIP-NEO"])
     item_rendering: Literal["study", "plain"] = "study"  # study: as the study's fork sends items (" Is talkative"); plain: "Is talkative."
     mode_agreement_items: NonNegativeInt = 5  # the first n items of each questionnaire also run in the other mode (0 = none)
+    prompt_variants: list[str] = field(
+        default_factory=lambda: ["study", "plain_item", "answer_cue", "statement_first"]
+    )  # the first: every item's wording
+    variant_methods: list[Method] = field(default_factory=lambda: ["direct", "prompt_inst"])  # the methods the other wordings are run for
+    variant_items: PositiveInt = 10  # the first n items of each questionnaire under the other wordings
     logprob_score: Literal["expected", "argmax"] = "expected"
     runs: PositiveInt = 5  # generation mode (the study: 5)
     temperature: Annotated[float, Range(0.0, lo_strict=True)] = 0.6
@@ -356,6 +361,12 @@ class AssessPersonalityConfig:
             problems.append(("backend", "hf_prefix is an lm-eval model for evaluate_reasoning only; questionnaires use 'hf' or 'vllm'"))
         if self.backend == "vllm" and "steer" in self.methods:
             problems.append(("methods", "steer needs residual-stream hooks, which vLLM has not: use backend 'hf' or leave steer out"))
+        from big5chat.psychometrics.variants import VARIANTS
+
+        if not self.prompt_variants or len(set(self.prompt_variants)) != len(self.prompt_variants):
+            problems.append(("prompt_variants", "must list each variant once, at least one (the first is the run's wording)"))
+        problems += [("prompt_variants", f"unknown variant {v!r} (known: {', '.join(VARIANTS)})") for v in self.prompt_variants if v not in VARIANTS]
+        problems += [("variant_methods", f"{m!r} is not among methods") for m in self.variant_methods if m not in self.methods]
         if self.backend == "vllm" and self.mode_agreement_items:
             problems.append(("mode_agreement_items", "the log-prob side of the comparison runs on hf: use backend 'hf' or set 0 with vllm"))
         human = self.human_responses

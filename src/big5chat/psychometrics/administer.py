@@ -104,6 +104,7 @@ def administer(
     placement: Literal["user", "system"] = "user",
     rendering: ItemRendering = "study",
     only_items: dict[str, list[int]] | None = None,
+    variant: str = "study",
     runs: int = 5,
     temperature: float = 0.6,
     max_new_tokens: int = 16,
@@ -114,15 +115,17 @@ def administer(
 ) -> pd.DataFrame:
     """``sampler`` draws generation mode's replies (default: ``hf_sampler`` on ``model``; see ``sampler_for``);
     ``rendering`` how each item reads (``conditions.rendered_item``: the study's fork by default); ``only_items``
-    the item numbers to administer per questionnaire (default: all)."""
+    the item numbers to administer per questionnaire (default: all); ``variant`` the wording of the turn
+    (``variants.VARIANTS``: the study's by default), recorded in a ``variant`` column."""
     blocks = []  # one per condition x questionnaire: (condition, questionnaire, its items with the condition, chats)
     for cond in conds:
         for qname, inst in instruments.items():
             items = item_frame(inst)
             if only_items is not None:
                 items = items[items["item"].isin(only_items[qname])].reset_index(drop=True)
-            convs = [messages(cond, inst["prompt"], t, demos=demos, placement=placement, rendering=rendering) for t in items["text"]]
-            base = items.assign(method=cond.method, trait=cond.trait, level=cond.level, condition=cond.name, code=cond.code, questionnaire=qname)
+            convs = [messages(cond, inst["prompt"], t, demos=demos, placement=placement, rendering=rendering, variant=variant) for t in items["text"]]
+            base = items.assign(method=cond.method, trait=cond.trait, level=cond.level, condition=cond.name, code=cond.code, questionnaire=qname,
+                                variant=variant)  # fmt: skip
             blocks.append((cond, qname, base, convs))
     frames = []
     if mode == "logprob":

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from big5chat.methods import spec
 from big5chat.prompts import prompt_inst, trait_system_prompt
+from big5chat.psychometrics.variants import body
 from big5chat.traits import TRAITS
 
 DEMO_INTRO = (
@@ -96,7 +97,8 @@ def condition_chat(cond: Condition, body: str, *, demos: dict | None = None,
 
 
 def messages(cond: Condition, questionnaire_prompt: str, item: str, *, demos: dict | None = None,
-             placement: Literal["user", "system"] = "user", rendering: ItemRendering = "study") -> list[dict[str, str]]:  # fmt: skip
+             placement: Literal["user", "system"] = "user", rendering: ItemRendering = "study", variant: str = "study") -> list[dict[str, str]]:  # fmt: skip
     """The chat for one item: the study's user message ``prefix + "\\n" + prompt + "\\n" + item`` (the item
-    ``rendered_item(item, rendering)``; ``condition_chat``)."""
-    return condition_chat(cond, f"{questionnaire_prompt}\n{rendered_item(item, rendering)}", demos=demos, placement=placement)
+    ``rendered_item(item, rendering)``; ``condition_chat``), or another wording of the turn (``variants.VARIANTS``)."""
+    text = body(variant, questionnaire_prompt, rendered_item(item, rendering), item)
+    return condition_chat(cond, text, demos=demos, placement=placement)

@@ -290,6 +290,35 @@ def plot_mode_agreement(table: pd.DataFrame, domains: pd.DataFrame) -> Any:
     return fig
 
 
+def plot_prompt_variants(table: pd.DataFrame) -> Any:
+    """Per questionnaire (columns): across the wordings of the questionnaire turn (``psychometrics.variants``), each
+    method's high-minus-low gap of the induced trait (top) and its mean item score over all conditions (bottom)."""
+    import matplotlib.pyplot as plt
+
+    from big5chat.methods import LABELS
+
+    theme()
+    qs = list(dict.fromkeys(table["questionnaire"]))
+    variants = list(dict.fromkeys(table["variant"]))
+    methods = [m for m in LABELS if m in set(table["method"])]
+    colors = dict(zip(LABELS, plt.get_cmap("tab10").colors))
+    fig, axes = plt.subplots(2, len(qs), figsize=(5.2 * len(qs), 6.0), squeeze=False, sharex=True)
+    for col, q in enumerate(qs):
+        for row, (value, label) in enumerate((("gap", "gap, high minus low"), ("mean_score", "mean item score"))):
+            ax = axes[row][col]
+            for m in methods:
+                t = table[(table["questionnaire"] == q) & (table["method"] == m)].set_index("variant").reindex(variants)
+                ax.plot(np.arange(len(variants)), t[value], marker="o", ms=4, color=colors[m], label=LABELS[m])
+            if value == "gap":
+                ax.axhline(0, color="0.5", lw=1)
+                ax.set_title(f"{q}: the same items, other wordings", fontsize=10)
+            ax.set_ylabel(label)
+            ax.set_xticks(np.arange(len(variants)), [v.replace("_", " ") for v in variants], fontsize=8, rotation=15)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def save_both(fig: Any, stem: Any) -> list[Any]:
     """PNG and PDF (fonts embedded as TrueType), with no timestamps inside."""
     from big5chat import storage

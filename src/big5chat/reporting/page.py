@@ -161,6 +161,36 @@ def mode_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
     return [*lines, ""]
 
 
+def variants_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
+    """The same items under other wordings of the questionnaire turn: gap, mean score and alpha per wording, and their
+    spread."""
+    from big5chat.methods import LABELS
+
+    pv = (m.get("assess_personality") or {}).get("prompt_variants") or {}
+    if not pv.get("variants"):
+        return []
+
+    def f(x: Any, fmt: str) -> str:
+        return "" if x is None else format(x, fmt)
+
+    items = ", ".join(f"{n} {q}" for q, n in pv["items"].items())
+    lines = ["## Prompt variation: other wordings of the questionnaire turn", "",
+             f"The first items of each questionnaire ({items} items) under each wording (`psychometrics.variants`; the first is the",
+             "run's own). Gap: the induced trait's domain score at high minus at low (mean over traits); alpha: Cronbach's alpha",
+             "over the conditions, mean over domains. Item order is not varied: each item is its own chat.", "",
+             "| wording | method | questionnaire | gap | mean item score | alpha |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for variant, per_m in pv["variants"].items():
+        for method, per_q in per_m.items():
+            for q, v in per_q.items():
+                lines.append(
+                    f"| {variant} | {LABELS.get(method, method)} | {q} | {f(v['gap'], '+.3f')} | {f(v['mean_score'], '.2f')} | {f(v['alpha'], '.2f')} |"
+                )
+    lines += ["", "Spread over wordings (range): " + "; ".join(
+        f"{LABELS.get(method, method)} {q}: gap {f(v.get('gap_range'), '.3f')}, mean score {f(v.get('mean_score_range'), '.2f')}, alpha {f(v.get('alpha_range'), '.2f')}"
+        for method, per_q in pv["spread"].items() for q, v in per_q.items()) + ".", ""]  # fmt: skip
+    return lines
+
+
 def behaviour_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
     """The questionnaire-taking model's free replies judged per method (accuracy at high and low) and the pooled
     questionnaire-vs-judge correlation per trait; the human reference the intra-trait correlations used."""
@@ -252,7 +282,7 @@ def build(figures: list[Path], params: dict[str, Any]) -> str:
     lines += ["## The paper's findings, checked", "", "| finding | this run | verdict |", "|---|---|---|"]
     for f, nums, v in findings(m):
         lines.append(f"| {f} | {nums} | {v} |")
-    lines += ["", *steering_section(m), *behaviour_section(m), *mode_section(m), "## Figures", ""]
+    lines += ["", *steering_section(m), *behaviour_section(m), *mode_section(m), *variants_section(m), "## Figures", ""]
     for f in figures:
         if f.is_file():
             rel = f.relative_to(paths.REPORTS).as_posix()
