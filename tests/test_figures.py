@@ -161,5 +161,5 @@ def test_mode_section_reads_the_agreement_metrics() -> None:
     ma = {"items": {"BFI": 5, "IPIP-NEO": 5}, "by_method": {"sft": {"BFI": {"answers": 55, "parsed": 0.8, "unparsed": 11, "refusals": 2, "agreement": 0.5,
                                                                           "agreement_all": 0.4, "within_1": 0.9, "domain_abs_diff": 0.31, "domain_diff": -0.1}}}}  # fmt: skip
     text = "\n".join(page.mode_section({"assess_personality": {"mode_agreement": ma}}))
-    assert "| SFT | BFI | 55 | 80% | 2 | 50% | 40% | 90% | 0.31 |" in text and "(5 BFI, 5 IPIP-NEO items" in text
+    assert "| SFT | BFI | 55 | 80% | 2 | 50% | 40% | 90% | 0.31 |" in text and "(5 BFI, 5 IPIP-NEO items)" in text
     assert page.mode_section({"assess_personality": {}}) == []

@@ -75,10 +75,12 @@ def test_smoke_pipeline_runs_every_stage_offline(smoke: SimpleNamespace) -> None
     behaviour = json.loads((p / "reports/metrics/behavioural_validity.json").read_text())
     assert behaviour["scenarios"] == 1 and set(behaviour["accuracy"]) == set(behaviour["separation"]) == {"prompt_inst", "sft", "steer"}
     assert set(behaviour["validity"]["BFI"]) == {"prompt_inst", "sft", "steer", "all"}
-    for fig in ("10_behaviour", "11_mode_agreement"):
+    pv = assessed["prompt_variants"]
+    assert list(pv["variants"]) == ["study", "plain_item", "statement_first"] and set(pv["spread"]) == {"direct", "prompt_inst"}
+    for fig in ("10_behaviour", "11_mode_agreement", "12_prompt_variants"):
         assert (p / f"reports/figures/paper/{fig}.png").is_file(), fig
     page_text = (p / "reports/README.md").read_text()
-    assert "## Behavioural validity" in page_text and "## Mode agreement" in page_text
+    assert all(f"## {h}" in page_text for h in ("Behavioural validity", "Mode agreement", "Prompt variation"))
     assert '"image/png"' in (p / "reports/notebooks/make_figures.ipynb").read_text()  # figures inline in the executed notebooks
     print(f"smoke pipeline: {smoke.seconds:.0f} s")
 

@@ -66,21 +66,26 @@ def _conv(text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
 
 
-def test_questionnaire_sampler_hf_calls_generate_chat_per_group(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_questionnaire_sampler_hf_batches_all_groups_in_one_generate_chat(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[dict[str, Any]] = []
 
     def fake_generate_chat(model: Any, tok: Any, convs: list[Any], **kw: Any) -> list[str]:
         calls.append({"model": model, "tok": tok, "convs": convs, **kw})
-        return [f"{kw['seed']}:{i}" for i in range(len(convs))]
+        return [f"r{i}" for i in range(len(convs))]
 
     monkeypatch.setattr(adm, "generate_chat", fake_generate_chat)
     model, tok = object(), _Tok()
     sample = adm.sampler_for("hf", model=model, tok=tok, temperature=0.6, max_new_tokens=7, batch_size=3)
     groups = [([_conv("a"), _conv("b")], 11), ([_conv("c")], 12)]
-    assert list(sample(groups)) == [["11:0", "11:1"], ["12:0"]]
-    assert [c["seed"] for c in calls] == [11, 12] and all(c["model"] is model and c["tok"] is tok for c in calls)
-    assert calls[0] | {"convs": None} == {"model": model, "tok": tok, "convs": None, "max_new_tokens": 7, "batch_size": 3,
-                                           "do_sample": True, "temperature": 0.6, "seed": 11}  # fmt: skip
+    assert list(sample(groups)) == [["r0", "r1"], ["r2"]]  # split back per group, in order
+    assert len(calls) == 1 and calls[0]["convs"] == [_conv("a"), _conv("b"), _conv("c")] and calls[0]["model"] is model
+    seed = calls[0]["seed"]
+    assert calls[0] | {"convs": None, "seed": None} == {"model": model, "tok": tok, "convs": None, "max_new_tokens": 7, "batch_size": 3,
+                                                         "do_sample": True, "temperature": 0.6, "seed": None}  # fmt: skip
+    sample(groups)
+    sample([([_conv("a"), _conv("b")], 11), ([_conv("c")], 13)])
+    assert calls[1]["seed"] == seed and calls[2]["seed"] != seed  # seeded from the groups' seeds: reproducible
+    assert sample([]) == []
 
 
 def test_questionnaire_sampler_vllm_renders_and_calls_vllm_sample(monkeypatch: pytest.MonkeyPatch) -> None:

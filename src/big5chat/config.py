@@ -221,7 +221,7 @@ class GenerateDialoguesConfig:
     source: Literal["generate", "released"] = "generate"
     released: Optional[DataSource] = None  # the released BIG5-CHAT CSV (local file or hub) when source = released
     released_per_arm: Optional[PositiveInt] = None  # keep this many rows per trait x level of the released CSV
-    n_scenarios: Optional[PositiveInt] = 20  # the first n prepared scenarios (None = all)
+    n_scenarios: Optional[PositiveInt] = 16  # the first n prepared scenarios (None = all)
     rule: Literal["study", "dexperts"] = "study"
     alpha: Annotated[float, Range(0.0)] = 0.5
     warmup: NonNegativeInt = 5
@@ -327,12 +327,12 @@ class AssessPersonalityConfig:
     """BFI-44 and IPIP-NEO-120 for every method and condition (PAPER.md 2.8-2.9)."""
 
     mode: Literal["logprob", "generate"] = "logprob"
-    methods: list[Method] = field(default_factory=lambda: ["direct", "prompt_inst", "prompt_demo", "sft", "dpo", "steer"])
+    methods: list[Method] = field(default_factory=lambda: ["direct", "prompt_inst", "sft", "dpo", "steer"])
     questionnaires: list[Literal["BFI", "IPIP-NEO"]] = field(default_factory=lambda: ["BFI", "IPIP-NEO"])
     item_rendering: Literal["study", "plain"] = "study"  # study: as the study's fork sends items (" Is talkative"); plain: "Is talkative."
-    mode_agreement_items: NonNegativeInt = 5  # the first n items of each questionnaire also run in the other mode (0 = none)
+    mode_agreement_items: NonNegativeInt = 2  # the first n items of each questionnaire also run in the other mode (0 = none)
     prompt_variants: list[str] = field(
-        default_factory=lambda: ["study", "plain_item", "answer_cue", "statement_first"]
+        default_factory=lambda: ["study", "plain_item", "statement_first"]
     )  # the first: every item's wording
     variant_methods: list[Method] = field(default_factory=lambda: ["direct", "prompt_inst"])  # the methods the other wordings are run for
     variant_items: PositiveInt = 10  # the first n items of each questionnaire under the other wordings
@@ -403,9 +403,9 @@ class BehaviouralValidityConfig:
     """Free replies of the questionnaire-taking model per method x condition, judged by the trait classifier and
     related to its questionnaire scores (``big5chat.psychometrics.behaviour``)."""
 
-    methods: list[Method] = field(default_factory=lambda: ["direct", "prompt_inst", "prompt_demo", "sft", "dpo", "steer"])
+    methods: list[Method] = field(default_factory=lambda: ["direct", "prompt_inst", "sft", "dpo", "steer"])
     scenarios: PositiveInt = 2  # held-out SODA scenarios answered under every condition (the same ones: paired)
-    max_new_tokens: PositiveInt = 48
+    max_new_tokens: PositiveInt = 40
     batch_size: PositiveInt = 24
     dtype: Literal["float32", "bfloat16"] = "bfloat16"  # as assess_personality's model
     seed: int = 42
@@ -437,7 +437,7 @@ class EvaluateReasoningConfig:
     limits: dict[str, PositiveInt] = field(default_factory=lambda: {"gsm8k": 1, "truthfulqa_mc": 2})  # per-task overrides of `limit`
     apply_chat_template: bool = True
     fewshot_as_multiturn: bool = False  # the study's lm-eval 0.4.3 behaviour
-    max_gen_toks: PositiveInt = 32
+    max_gen_toks: PositiveInt = 16
     batch_size: PositiveInt = 8
     dtype: Literal["float32", "bfloat16"] = "bfloat16"
     backend: backends.Backend = (

@@ -10,7 +10,7 @@ backend (``sampler_for``): hf on the loaded model (default), or vllm on GPU mach
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,18 +34,28 @@ def item_frame(instrument: dict[str, Any]) -> pd.DataFrame:
 
 
 Conversation = list[dict[str, str]]
-# Generation mode's sampler: (conversations, seed) groups -> one list of replies per group, in order. It may yield the
-# groups lazily (hf: one generate_chat call per group) or sample them all at once (vllm: one engine per sampler call).
+# Generation mode's sampler: (conversations, seed) groups -> one list of replies per group, in order (hf: every group in one
+# generate_chat, batched across groups; vllm: one engine per sampler call).
 Sampler = Callable[[list[tuple[list[Conversation], int]]], Iterable[list[str]]]
 
 
 def hf_sampler(model: Any, tok: Any, *, temperature: float, max_new_tokens: int, batch_size: int) -> Sampler:
-    """Each group through ``generate_chat`` on the loaded (adapter-selected) model, torch seeded per group."""
+    """All groups' chats through one ``generate_chat`` on the loaded (adapter-selected) model, in batches of
+    ``batch_size`` across groups (a group, one condition x questionnaire x run, is often a handful of items: batched
+    one by one, decoding steps dominated), torch seeded once from the groups' seeds; the replies split back per group."""
 
-    def sample(groups: list[tuple[list[Conversation], int]]) -> Iterator[list[str]]:
-        for convs, seed in groups:
-            yield generate_chat(model, tok, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, do_sample=True,
-                                temperature=temperature, seed=seed)  # fmt: skip
+    def sample(groups: list[tuple[list[Conversation], int]]) -> list[list[str]]:
+        convs = [c for cs, _ in groups for c in cs]
+        if not convs:
+            return [[] for _ in groups]
+        seed = _derived_seed("|".join(str(s) for _, s in groups))
+        flat = generate_chat(model, tok, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, do_sample=True,
+                             temperature=temperature, seed=seed)  # fmt: skip
+        out, k = [], 0
+        for cs, _ in groups:
+            out.append(flat[k : k + len(cs)])
+            k += len(cs)
+        return out
 
     return sample
 

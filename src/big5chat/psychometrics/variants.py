@@ -42,14 +42,16 @@ def variant_table(scores: pd.DataFrame, traits: list[str]) -> pd.DataFrame:
         t = g[g["trait"].isin(traits) & (g["domain"] == g["trait"].map(LETTER))]
         hi = t[t["level"] == "high"].groupby("trait")["score"].mean()
         lo = t[t["level"] == "low"].groupby("trait")["score"].mean()
-        alphas = []
+        alphas: list[float] = []
         for _, d in g.groupby("domain"):
             wide = d.pivot_table(index=["condition", "run"], columns="item", values="score", aggfunc="mean")
             if wide.shape[1] >= 2:
-                alphas.append(cronbach_alpha(wide.to_numpy()))
+                alpha = cronbach_alpha(wide.to_numpy())
+                if np.isfinite(alpha):  # NaN where every respondent answered alike
+                    alphas.append(alpha)
         rows.append({"variant": v, "method": m, "questionnaire": q, "avg_high": float(hi.mean()) if len(hi) else np.nan,
                      "avg_low": float(lo.mean()) if len(lo) else np.nan, "gap": float((hi - lo).mean()) if len(hi) and len(lo) else np.nan,
-                     "mean_score": float(g["score"].mean()), "alpha": float(np.nanmean(alphas)) if alphas else np.nan})  # fmt: skip
+                     "mean_score": float(g["score"].mean()), "alpha": float(np.mean(alphas)) if alphas else np.nan})  # fmt: skip
     return pd.DataFrame(rows)
 
 

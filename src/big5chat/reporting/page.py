@@ -143,7 +143,7 @@ def mode_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
         return []
     items = ", ".join(f"{n} {q}" for q, n in ma["items"].items())
     lines = ["## Mode agreement: option probabilities vs sampled replies", "",
-             f"The first items of each questionnaire ({items} items; every domain) answered both ways under every condition: the",
+             f"The first items of each questionnaire ({items} items) answered both ways under every condition: the",
              "study's sampled reply (parsed for its leading number; unparsed replies and refusals counted, never imputed) against",
              "the option log-prob mode reads as most likely. Domain difference: generated minus log-prob domain score on the same",
              "items, mean of its size over conditions and domains (1-5 scale).", "",
@@ -171,13 +171,14 @@ def variants_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
         return []
 
     def f(x: Any, fmt: str) -> str:
-        return "" if x is None else format(x, fmt)
+        return "n/a" if x is None else format(x, fmt)
 
     items = ", ".join(f"{n} {q}" for q, n in pv["items"].items())
     lines = ["## Prompt variation: other wordings of the questionnaire turn", "",
              f"The first items of each questionnaire ({items} items) under each wording (`psychometrics.variants`; the first is the",
              "run's own). Gap: the induced trait's domain score at high minus at low (mean over traits); alpha: Cronbach's alpha",
-             "over the conditions, mean over domains. Item order is not varied: each item is its own chat.", "",
+             "over the conditions, mean over domains (unstable, even outside [0, 1], where the conditions answer alike, as a small",
+             "model's do). Item order is not varied: each item is its own chat.", "",
              "| wording | method | questionnaire | gap | mean item score | alpha |", "|---|---|---|---|---|---|"]  # fmt: skip
     for variant, per_m in pv["variants"].items():
         for method, per_q in per_m.items():
