@@ -331,9 +331,7 @@ class AssessPersonalityConfig:
     questionnaires: list[Literal["BFI", "IPIP-NEO"]] = field(default_factory=lambda: ["BFI", "IPIP-NEO"])
     item_rendering: Literal["study", "plain"] = "study"  # study: as the study's fork sends items (" Is talkative"); plain: "Is talkative."
     mode_agreement_items: NonNegativeInt = 2  # the first n items of each questionnaire also run in the other mode (0 = none)
-    prompt_variants: list[str] = field(
-        default_factory=lambda: ["study", "plain_item", "statement_first"]
-    )  # the first: every item's wording
+    prompt_variants: list[str] = field(default_factory=lambda: ["study", "plain_item", "statement_first"])  # the first: every item's wording
     variant_methods: list[Method] = field(default_factory=lambda: ["direct", "prompt_inst"])  # the methods the other wordings are run for
     variant_items: PositiveInt = 10  # the first n items of each questionnaire under the other wordings
     logprob_score: Literal["expected", "argmax"] = "expected"
