@@ -70,7 +70,8 @@ def test_smoke_pipeline_runs_every_stage_offline(smoke: SimpleNamespace) -> None
     # the human reference ships with the install (no ../shared beside the copy); mode agreement; behavioural validity
     assert assessed["human_n"] == 2796 and "psych::bfi" in assessed["human_source"] and assessed["frobenius"]["BFI"]["sft"] > 0
     agreement = assessed["mode_agreement"]
-    assert agreement["items"] == {"BFI": 5} and set(agreement["by_method"]) == {"direct", "prompt_inst", "sft", "steer"}
+    n_items = yaml.safe_load((p / "params.yaml").read_text())["assess_personality"]["mode_agreement_items"]
+    assert agreement["items"] == {"BFI": n_items} and set(agreement["by_method"]) == {"direct", "prompt_inst", "sft", "steer"}
     assert all(v["BFI"]["answers"] > 0 for v in agreement["by_method"].values())
     behaviour = json.loads((p / "reports/metrics/behavioural_validity.json").read_text())
     assert behaviour["scenarios"] == 1 and set(behaviour["accuracy"]) == set(behaviour["separation"]) == {"prompt_inst", "sft", "steer"}
