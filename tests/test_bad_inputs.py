@@ -72,7 +72,7 @@ CASES: dict[str, tuple[Edit, str]] = {
     "param: unknown trait": (lambda p, d: d.update(traits=["openess"]), "traits[0]: unknown trait 'openess'"),
     "param: unknown method": (
         _param("assess_personality", "methods", ["direct", "prompt_foo"]),
-        "assess_personality.methods[1]: unknown value 'prompt_foo'",
+        "assess_personality.methods[1]: unknown method 'prompt_foo'",
     ),
     "param: unknown task": (_param("evaluate_reasoning", "tasks", ["arc"]), "evaluate_reasoning.tasks[0]: unknown value 'arc'"),
     "model: missing folder": (

@@ -133,3 +133,45 @@ def test_classifier_learns_real_posts_above_chance(shared_data: Path, tmp_path: 
     print({t: acc[t]["accuracy"] for t in TRAITS}, "mean", round(mean_acc, 3))
     # Measured here (2 cores, seed 42): O .78 C .73 E .74 A .75 N .81, mean 0.763; chance is 0.5.
     assert mean_acc >= 0.65, acc
+
+
+def test_the_stage_experiment_fits_tests_and_judges_a_held_out_table(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """classifier.experiment (what train_classifier runs): targets from the processed posts (NaN = unlabelled), a
+    seeded train/validation division of the training split, metrics on the test split (strong-z accuracy on a
+    z-labelled corpus), and the judge on a table it never saw."""
+    import pandas as pd
+
+    from big5chat.classifier.experiment import Corpus, author_split, fit_and_test, judge_on, train_val_masks
+    from big5chat.config import TrainClassifierConfig
+    from big5chat.traits import Z_COLUMN
+
+    rng = np.random.default_rng(0)
+    n = 40
+    z = rng.normal(size=(n, 5))
+    z[::7, 2] = np.nan  # some posts not labelled for extraversion
+    posts = pd.DataFrame({"message": [f"post {i}: {'great fun with friends' if z[i, 0] > 0 else 'quiet day alone'}" for i in range(n)],
+                          "split": ["train"] * 30 + ["test"] * 10, "author_id": [f"a{i % 8}" for i in range(n)]})  # fmt: skip
+    for j, t in enumerate(TRAITS):
+        posts[Z_COLUMN[t]] = z[:, j]
+        posts[f"{t}_target"] = cm.cdf_targets(z[:, j])
+    corpus = Corpus.from_posts(posts, TRAITS, "z")
+    assert np.isnan(corpus.targets[::7, 2]).all() and corpus.labelled_counts()["extraversion"] == n - len(range(0, n, 7))
+    train_mask = (posts["split"] == "train").to_numpy()
+    tr, va = train_val_masks(train_mask, 0.2, 3)
+    assert not (tr & va).any() and ((tr | va) == train_mask).all() and va.sum() == 6
+    assert (train_val_masks(train_mask, 0.2, 3)[1] == va).all()
+    a_tr, a_te = author_split(posts, 0.25, 0)
+    assert not set(posts.loc[a_tr, "author_id"]) & set(posts.loc[a_te, "author_id"]) and (a_tr ^ a_te).all()
+
+    c = TrainClassifierConfig(max_length=16, batch_size=8, epochs=1, val_size=0.2, seed=3, strong_abs_z=1.0)
+    curve: list = []
+    out = fit_and_test(corpus, train_mask, ~train_mask, "by_post", c, tiny_models["encoder"], curve)
+    s = out["summary"]
+    assert (s["n_train"], s["n_val"], s["n_test"]) == (24, 6, 10) and curve and out["pred"].shape == (10, 5)
+    assert s["traits"]["openness"]["n_strong"] == int((np.abs(z[30:, 0]) >= 1.0).sum()) and "mean_accuracy_strong" in s
+
+    held = tmp_path / "held.csv"
+    pd.DataFrame({"message": ["a loud party", "a calm book", "no labels here"], "ope_level": ["high", "low", ""],
+                  "con_level": ["", "", ""], "ext_level": ["high", "", ""], "agr_level": ["", "", ""], "neu_level": ["", "", ""]}).to_csv(held, index=False)  # fmt: skip
+    judged = judge_on(out["result"], str(held), "held", TRAITS, c)
+    assert judged["n"] == 2 and judged["traits"]["openness"]["n"] == 2 and judged["source"] == "held"

@@ -64,6 +64,17 @@ def test_params_yaml_is_the_default_composition(tmp_path: Path) -> None:
         (lambda d: d["models"]["base"].update(name="gpt-5"), "models.base.name", "unknown embedded model"),
         (lambda d: d["models"]["base"].update(dtype="fp8"), "models.base.dtype", "unknown value 'fp8'"),
         (lambda d: d["runtime"].update(threads=None), "runtime.threads", "must not be null"),
+        (
+            lambda d: d["assess_personality"].update(methods=["direct", "sfft"]),
+            "assess_personality.methods[1]",
+            "unknown method 'sfft' (known: direct",
+        ),
+        (lambda d: d["assess_personality"].update(methods=["direct", "sfft"]), "assess_personality.methods[1]", "did you mean 'sft'"),
+        (
+            lambda d: d["assess_personality"].update(questionnaires=["BFI", "NEO-FFI"]),
+            "assess_personality.questionnaires[1]",
+            "unknown questionnaire 'NEO-FFI'",
+        ),
     ],
 )
 def test_bad_params_are_named(tmp_path: Path, mutate, key: str, words: str) -> None:  # type: ignore[no-untyped-def]
@@ -196,12 +207,12 @@ def test_vllm_backend_serves_generation_mode_only(tmp_path: Path, monkeypatch: p
     problems = _problems(tmp_path, lambda d: d["assess_personality"].update(backend="vllm", mode="logprob"))
     assert problems == [
         "assess_personality.backend: vllm serves generation mode only (mode: generate); log-prob scoring runs on hf",
-        "assess_personality.methods: steer needs residual-stream hooks, which vLLM has not: use backend 'hf' or leave steer out",
+        "assess_personality.methods: steer needs residual-stream hooks, which vLLM has not: use backend 'hf' or leave it out",
         "assess_personality.mode_agreement_items: the log-prob side of the comparison runs on hf: use backend 'hf' or set 0 with vllm",
     ]
     problems = _problems(tmp_path, lambda d: d["evaluate_reasoning"].update(backend="vllm"))
     assert problems == ["evaluate_reasoning.methods: steer needs residual-stream hooks, which vLLM has not: use backend 'hf' or 'hf_prefix', "
-                        "or leave steer out"]  # fmt: skip
+                        "or leave it out"]  # fmt: skip
     data = copy.deepcopy(_params_data())
     _vllm_everywhere(data)
     f = tmp_path / "ok.yaml"

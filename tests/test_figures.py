@@ -113,7 +113,7 @@ def test_findings_say_no_effect_when_nothing_was_induced() -> None:
 
 
 def test_paper_reference_files_hold_the_papers_numbers() -> None:
-    from big5chat.reporting import paper
+    from big5chat.reporting import paper, paper_build
 
     q = paper.questionnaires()
     cell = q[
@@ -127,17 +127,17 @@ def test_paper_reference_files_hold_the_papers_numbers() -> None:
     assert cell["mean"].item() == 1.2  # PAPER.md section 3: BFI 70B SFT O- 1.2
     r = paper.reasoning()
     assert r[(r["benchmark"] == "GSM8K") & (r["method"] == "dpo") & (r["trait"] == "neuroticism") & (r["level"] == "high")]["value"].item() == 15.2
-    assert paper.decode_mode("train_dpo_x0xxx") == ("dpo", "conscientiousness", "high")
-    assert paper.decode_mode("prompt_v1_xxxx1") == ("prompt_inst", "neuroticism", "low")
+    assert paper_build.decode_mode("train_dpo_x0xxx") == ("dpo", "conscientiousness", "high")
+    assert paper_build.decode_mode("prompt_v1_xxxx1") == ("prompt_inst", "neuroticism", "low")
 
 
 @pytest.mark.shared
 def test_paper_reference_matches_the_studys_result_files(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from big5chat.reporting import paper
+    from big5chat.reporting import paper, paper_build
 
     monkeypatch.setattr(paper, "QUESTIONNAIRES", tmp_path / "q.csv")
     monkeypatch.setattr(paper, "REASONING", tmp_path / "r.csv")
-    paper.build(shared_data / "paper_results")
+    paper_build.build(shared_data / "paper_results")
     for name in ("questionnaires.csv", "reasoning.csv"):
         committed = (Path("data/paper") / name).read_text()
         rebuilt = (tmp_path / ("q.csv" if name.startswith("q") else "r.csv")).read_text()

@@ -109,3 +109,64 @@ def test_item_rendering_values(project: dict) -> None:
     assert messages(Condition("direct"), "Rate it.", "Is talkative.", rendering="plain")[0]["content"] == "Rate it.\nIs talkative."
     for name in ("BFI", "IPIP-NEO"):  # every item ends in its only period: the study's rendering drops just that
         assert all(rendered_item(r["text"]) == " " + r["text"][:-1] for r in project[name]["items"].rows)
+
+
+def _with_tipi(tmp_path: Path) -> Path:
+    """The project's instruments plus a third, 7-point questionnaire (TIPI-like items written here)."""
+    import shutil
+
+    folder = tmp_path / "instruments"
+    shutil.copytree("data/instruments", folder)
+    items = [("Extraverted, enthusiastic.", "E", 0), ("Critical, quarrelsome.", "A", 1), ("Dependable, self-disciplined.", "C", 0),
+             ("Anxious, easily upset.", "N", 0), ("Open to new experiences, complex.", "O", 0), ("Reserved, quiet.", "E", 1)]  # fmt: skip
+    with open(folder / "tipi.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["item", "text", "domain", "reverse"])
+        w.writerows((i, t, d, r) for i, (t, d, r) in enumerate(items, start=1))
+    meta = json.loads((folder / "questionnaires.json").read_text())
+    meta["instruments"]["TIPI"] = {"items_file": "tipi.csv", "prompt": "Rate the statement from 1 to 7.", "scale_min": 1, "scale_max": 7}
+    (folder / "questionnaires.json").write_text(json.dumps(meta))
+    return folder
+
+
+def test_a_new_instrument_is_discovered_from_its_files(tmp_path: Path) -> None:
+    """Adding a questionnaire is an entry in questionnaires.json and its item file: its item count, scale and keys are
+    read from the data, params accept its name, and its reverse-keyed items score as (min + max) - x."""
+    from big5chat.data.loaders import instrument_names
+    from big5chat.psychometrics.administer import administer, score_answers
+    from big5chat.psychometrics.conditions import Condition
+
+    folder = _with_tipi(tmp_path)
+    assert instrument_names(folder) == ["BFI", "IPIP-NEO", "TIPI"]
+    tipi = load_questionnaires(folder, ["TIPI"])
+    assert list(tipi) == ["TIPI"] and tipi["TIPI"]["n_items"] == 6 and len(tipi["TIPI"]["option_labels"]) == 7
+
+    def sample(groups: list) -> list[list[str]]:
+        return [["7"] * len(convs) for convs, _ in groups]
+
+    out = score_answers(administer(None, None, [Condition("direct")], tipi, mode="generate", runs=1, sampler=sample), tipi)
+    scores = dict(zip(out["item"], out["score"]))
+    assert scores[1] == 7 and scores[2] == 1 and scores[6] == 1  # reverse-keyed on a 1..7 scale: 8 - 7
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda m: m["instruments"]["TIPI"].update(n_items=5), "n_items 5 but"),
+        (lambda m: m["instruments"]["TIPI"].update(scale_max=1), "must be below scale_max"),
+        (lambda m: m["instruments"]["TIPI"].update(option_labels=["a", "b"]), "2 option_labels for a 1..7 scale"),
+        (lambda m: m["instruments"]["TIPI"].pop("prompt"), "'prompt' must be a str"),
+    ],
+)
+def test_a_bad_instrument_entry_is_named(tmp_path: Path, change, words: str) -> None:  # type: ignore[no-untyped-def]
+    from big5chat.data.tables import DataError
+
+    folder = _with_tipi(tmp_path)
+    meta = json.loads((folder / "questionnaires.json").read_text())
+    change(meta)
+    (folder / "questionnaires.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="TIPI") as exc:
+        load_questionnaires(folder)
+    assert words in str(exc.value)
+    with pytest.raises(DataError, match="has no questionnaire 'MMPI'"):
+        load_questionnaires("data/instruments", ["BFI", "MMPI"])

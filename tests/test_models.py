@@ -150,3 +150,25 @@ def test_size_label_from_the_card(tmp_path: Path) -> None:
         assert size_label(folder) == want
     (tmp_path / "nocard").mkdir()
     assert size_label(tmp_path / "nocard") == "nocard"
+
+
+def test_gpu_placement_one_card_a_process_block_or_a_named_error(tiny_models: dict[str, Path]) -> None:
+    """An unquantized model goes on one GPU when it fits, over the process's own GPUs when not (device_map with
+    per-GPU limits), and is refused with the memory it needs when even those cannot hold it; N processes on a node
+    own disjoint blocks of its GPUs. (The placement is pure; a GPU machine runs it through load_causal_lm.)"""
+    from big5chat.models.placement import PlacementError, place, process_gpus, weight_count
+
+    assert process_gpus(0, 1, 8) == list(range(8)) and process_gpus(1, 2, 8) == [4, 5, 6, 7] and process_gpus(2, 4, 8) == [4, 5]
+    with pytest.raises(PlacementError, match="at most one process per GPU"):
+        process_gpus(0, 4, 2)
+    gb = 10**9
+    assert place(60 * gb, {0: 80 * gb, 1: 80 * gb}, "m").gpus == [0]
+    spread = place(141 * gb, {2: 80 * gb, 3: 80 * gb}, "m")
+    assert spread.spread and spread.from_pretrained_kwargs() == {"device_map": "auto", "max_memory": {2: 72 * gb, 3: 72 * gb}}
+    with pytest.raises(PlacementError, match=r"needs 141\.0 GB .* 1 GPU\(s\) have 80\.0 GB free"):
+        place(141 * gb, {0: 80 * gb}, "llama-70b (bfloat16)")
+    from safetensors import safe_open
+
+    with safe_open(str(tiny_models["base"] / "model.safetensors"), "pt") as f:
+        stored = sum(f.get_tensor(k).numel() for k in f.keys())
+    assert weight_count(tiny_models["base"]) == stored > 0

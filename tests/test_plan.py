@@ -160,3 +160,20 @@ def test_reasoning_model_spec_per_backend(monkeypatch: pytest.MonkeyPatch) -> No
         run.evaluate([run.Cell("sft", "openness", "high")], ["piqa"], task_manager=None, limits={}, apply_chat_template=True,
                      fewshot_as_multiturn=False, max_gen_toks=8, backend="vllm", **kw)  # fmt: skip
     assert built == [("vllm", args, 8)]
+
+
+def test_the_plan_gives_wall_clock_hours_for_1_8_and_64_gpus() -> None:
+    """paper_70b: on 1 GPU the 70B stages do not fit; on 8 and 64 the dialogue generation runs as data-parallel
+    shards of a 3-GPU replica (so it scales with the shard count) while single-process stages do not scale."""
+    p = plan.plan("paper_70b")
+    est = {r["stage"]: r for r in p["estimates"]}
+    wall = {n: {r["stage"]: r for r in rows} for n, rows in p["wall_clock"].items()}
+    assert set(wall) == {1, 8, 64}
+    assert wall[1]["generate_dialogues"]["hours"] is None and wall[1]["train_classifier"]["hours"] is not None
+    g8, g64 = wall[8]["generate_dialogues"], wall[64]["generate_dialogues"]
+    assert g8["layout"].startswith("2 shard(s) x 3 GPU(s)") and g64["layout"].startswith("21 shard(s)")
+    assert g8["hours"] == pytest.approx(est["generate_dialogues"]["gpu_hours"] / 2, abs=0.01)
+    assert g64["hours"] == pytest.approx(est["generate_dialogues"]["gpu_hours"] / 21, abs=0.01)
+    assert wall[64]["evaluate_reasoning"]["hours"] == wall[8]["evaluate_reasoning"]["hours"]  # one process either way
+    text = plan.format_plan(p)
+    assert "Wall-clock hours by GPU count" in text and "64 GPU(s) (8 node(s))" in text and "does not fit" in text

@@ -8,6 +8,8 @@ build-sample              rebuild data/sample/posts.csv and posts_heldout.csv fr
 train-sft --config RUN    one SFT run from a run file (what train_sft launches, also under `accelerate launch`)
 train-dpo --config RUN    one DPO run from a run file
 train-expert --config RUN one expert generator's run from a run file (train_experts; full FT under accelerate)
+generate-shard            one process's share of generate_dialogues (under torchrun/accelerate: RANK of WORLD_SIZE),
+                          settings from params.yaml; the stage merges the shards (generation.shards)
 sweep-figure PARAM METRIC a metric against a param across DVC experiments (reports/figures/sweeps/)
 steer-sweep-figure        method steer across DVC experiments: gap, trait-specific gap, reply accuracy, fluency and
                           reasoning against steer.multiplier (reports/figures/sweeps/steer.png; `make steer-sweep`)
@@ -20,6 +22,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+
+def _cmd_generate_shard(args: argparse.Namespace) -> int:
+    from big5chat.generation.dataset import worker_main
+
+    return worker_main()
 
 
 def _cmd_stage(args: argparse.Namespace) -> int:
@@ -133,7 +141,7 @@ def _cmd_steer_sweep_figure(args: argparse.Namespace) -> int:
 
 def _cmd_build_paper_reference(args: argparse.Namespace) -> int:
     from big5chat import paths
-    from big5chat.reporting.paper import build
+    from big5chat.reporting.paper_build import build
 
     for f in build(args.source):
         print(f"wrote {paths.relative(f)}")
@@ -183,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("plan", help="plan a profile without downloading anything")
     p.add_argument("--profile", default="paper_8b")
     p.set_defaults(func=_cmd_plan)
+    p = sub.add_parser("generate-shard", help="one process's share of generate_dialogues (under torchrun or accelerate)")
+    p.set_defaults(func=_cmd_generate_shard)
     for name in ("train-sft", "train-dpo", "train-expert"):
         p = sub.add_parser(name, help=f"one {name[6:].upper()} run from a run file")
         p.add_argument("--config", required=True, type=Path)

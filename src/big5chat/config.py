@@ -18,7 +18,7 @@ import yaml
 
 from big5chat import paths
 from big5chat.generation import backends
-from big5chat.methods import METHODS, Method
+from big5chat.methods import METHODS, Method, steered_methods
 from big5chat.strict import ConfigError, MustExist, Range, build, paths_checked, to_dict
 from big5chat.traits import LEVELS, Level, Trait
 
@@ -209,7 +209,7 @@ class EvalExpertsConfig:
     """Experts vs a prompting-only baseline on held-out post prefixes, judged by the classifier."""
 
     n_prefixes: PositiveInt = 4  # per trait: held-out posts labelled for it (half high, half low) whose first 5 words are completed
-    max_new_tokens: PositiveInt = 40
+    max_new_tokens: PositiveInt = 32
     batch_size: PositiveInt = 16
     seed: int = 42
 
@@ -221,7 +221,7 @@ class GenerateDialoguesConfig:
     source: Literal["generate", "released"] = "generate"
     released: Optional[DataSource] = None  # the released BIG5-CHAT CSV (local file or hub) when source = released
     released_per_arm: Optional[PositiveInt] = None  # keep this many rows per trait x level of the released CSV
-    n_scenarios: Optional[PositiveInt] = 16  # the first n prepared scenarios (None = all)
+    n_scenarios: Optional[PositiveInt] = 14  # the first n prepared scenarios (None = all)
     rule: Literal["study", "dexperts"] = "study"
     alpha: Annotated[float, Range(0.0)] = 0.5
     warmup: NonNegativeInt = 5
@@ -235,6 +235,7 @@ class GenerateDialoguesConfig:
     mixed_adapters: bool = False  # one PEFT model with mixed-adapter batches instead of merged expert copies
     prefix_reuse: bool = True  # prefill each shared prompt prefix once (a scenario's ten arms; the experts' instruction)
     prefix_cache_mb: PositiveInt = 1024  # prefixes kept across batches up to this size (on the model's device)
+    processes: PositiveInt = 1  # data-parallel processes on this node, started by compute.launcher (generation.shards)
     seed: int = 42
 
     def check(self) -> list[Any]:
@@ -328,9 +329,9 @@ class AssessPersonalityConfig:
 
     mode: Literal["logprob", "generate"] = "logprob"
     methods: list[Method] = field(default_factory=lambda: ["direct", "prompt_inst", "sft", "dpo", "steer"])
-    questionnaires: list[Literal["BFI", "IPIP-NEO"]] = field(default_factory=lambda: ["BFI", "IPIP-NEO"])
+    questionnaires: list[str] = field(default_factory=lambda: ["BFI", "IPIP-NEO"])  # names in data.instruments_dir (Params.check)
     item_rendering: Literal["study", "plain"] = "study"  # study: as the study's fork sends items (" Is talkative"); plain: "Is talkative."
-    mode_agreement_items: NonNegativeInt = 2  # the first n items of each questionnaire also run in the other mode (0 = none)
+    mode_agreement_items: NonNegativeInt = 1  # the first n items of each questionnaire also run in the other mode (0 = none)
     prompt_variants: list[str] = field(default_factory=lambda: ["study", "plain_item", "statement_first"])  # the first: every item's wording
     variant_methods: list[Method] = field(default_factory=lambda: ["direct", "prompt_inst"])  # the methods the other wordings are run for
     variant_items: PositiveInt = 10  # the first n items of each questionnaire under the other wordings
@@ -357,8 +358,8 @@ class AssessPersonalityConfig:
             problems.append(("backend", "vllm serves generation mode only (mode: generate); log-prob scoring runs on hf"))
         if self.backend == "hf_prefix":
             problems.append(("backend", "hf_prefix is an lm-eval model for evaluate_reasoning only; questionnaires use 'hf' or 'vllm'"))
-        if self.backend == "vllm" and "steer" in self.methods:
-            problems.append(("methods", "steer needs residual-stream hooks, which vLLM has not: use backend 'hf' or leave steer out"))
+        if self.backend == "vllm" and (steered := steered_methods(self.methods)):
+            problems.append(("methods", f"{', '.join(steered)} needs residual-stream hooks, which vLLM has not: use backend 'hf' or leave it out"))
         from big5chat.psychometrics.variants import VARIANTS
 
         if not self.prompt_variants or len(set(self.prompt_variants)) != len(self.prompt_variants):
@@ -403,7 +404,7 @@ class BehaviouralValidityConfig:
 
     methods: list[Method] = field(default_factory=lambda: ["direct", "prompt_inst", "sft", "dpo", "steer"])
     scenarios: PositiveInt = 2  # held-out SODA scenarios answered under every condition (the same ones: paired)
-    max_new_tokens: PositiveInt = 40
+    max_new_tokens: PositiveInt = 32
     batch_size: PositiveInt = 24
     dtype: Literal["float32", "bfloat16"] = "bfloat16"  # as assess_personality's model
     seed: int = 42
@@ -431,8 +432,8 @@ class EvaluateReasoningConfig:
     tasks: list[Literal["gsm8k", "mathqa", "commonsense_qa", "piqa", "social_iqa", "truthfulqa_mc", "mmlu", "gpqa"]] = field(
         default_factory=lambda: ["social_iqa", "commonsense_qa", "piqa", "gsm8k", "mathqa", "truthfulqa_mc", "mmlu", "gpqa"]
     )
-    limit: Optional[PositiveInt] = 2  # items per task (None = all)
-    limits: dict[str, PositiveInt] = field(default_factory=lambda: {"gsm8k": 1, "truthfulqa_mc": 2})  # per-task overrides of `limit`
+    limit: Optional[PositiveInt] = 1  # items per task (None = all)
+    limits: dict[str, PositiveInt] = field(default_factory=dict)  # per-task overrides of `limit`
     apply_chat_template: bool = True
     fewshot_as_multiturn: bool = False  # the study's lm-eval 0.4.3 behaviour
     max_gen_toks: PositiveInt = 16
@@ -448,8 +449,10 @@ class EvaluateReasoningConfig:
         ]
         problems += [("methods", f"{m!r} is not part of the reasoning grid (the study ran Prompt-Demo on questionnaires only)")
                      for m in self.methods if not METHODS[m].reasoning]  # fmt: skip
-        if self.backend == "vllm" and "steer" in self.methods:
-            problems.append(("methods", "steer needs residual-stream hooks, which vLLM has not: use backend 'hf' or 'hf_prefix', or leave steer out"))
+        if self.backend == "vllm" and (steered := steered_methods(self.methods)):
+            problems.append(
+                ("methods", f"{', '.join(steered)} needs residual-stream hooks, which vLLM has not: use backend 'hf' or 'hf_prefix', or leave it out")
+            )
         return problems + backend_problems(self.backend)
 
 
@@ -485,6 +488,20 @@ class Params:
             problems.append(("levels", f"must be exactly {list(LEVELS)} (in any order)"))
         if not self.traits:
             problems.append(("traits", "must name at least one trait"))
+        if self.generate_dialogues.processes > 1 and self.compute.launcher == "none":
+            problems.append(("generate_dialogues.processes", "more than one process needs compute.launcher: torchrun or accelerate"))
+        from big5chat.data.loaders import instrument_names
+        from big5chat.data.tables import DataError
+
+        try:
+            known = instrument_names(self.data.instruments_dir)
+        except DataError:
+            known = None  # the instrument files' own problem: reported by `big5chat validate`'s data check
+        if known is not None:
+            for i, q in enumerate(self.assess_personality.questionnaires):
+                if q not in known:
+                    problems.append((f"assess_personality.questionnaires[{i}]",
+                                     f"unknown questionnaire {q!r} (in {self.data.instruments_dir}/questionnaires.json: {', '.join(known)})"))  # fmt: skip
         return problems
 
 

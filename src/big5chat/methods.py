@@ -7,12 +7,20 @@ params validation) reads this table, so adding a method means adding a row here 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
-Method = Literal["direct", "prompt_inst", "prompt_demo", "sft", "dpo", "steer"]
+from big5chat.prompts import prompt_inst, trait_system_prompt
+from big5chat.strict import OneOf
+
+# How a method tells the model the condition (trait, level): the text placed before the task. "none" (nothing) and
+# "demos" (Prompt-Demo's examples, drawn from the dialogue dataset by psychometrics.conditions) are built in.
+INSTRUCTIONS: dict[str, Callable[[str, str], str]] = {
+    "prompt_inst": prompt_inst,  # the study's Prompt-Inst wording
+    "trained": trait_system_prompt,  # the instruction SFT/DPO were trained with
+}
 
 
 @dataclass(frozen=True)
@@ -20,29 +28,71 @@ class MethodSpec:
     name: str
     label: str  # in tables, figures and the report page
     model: Literal["base", "adapter", "steered"]  # base model, its LoRA adapter (named as the method), or base + trait vector
-    instruction: Literal["none", "prompt_inst", "demos", "trained"]  # what the model is told about the trait
+    instruction: str  # what the model is told about the trait: "none", "demos" or a key of INSTRUCTIONS
     conditioned: bool = True  # runs at the trait x level conditions
     unconditioned: bool = False  # also runs once without a condition
     reasoning: bool = True  # part of the study's reasoning grid (Prompt-Demo is not: PAPER.md 2.10)
+    paper_codes: tuple[str, ...] = ()  # its names in the paper's result files and tables (reporting.paper); () = not in the paper
 
 
-METHODS: dict[str, MethodSpec] = {
-    "direct": MethodSpec("direct", "Direct", "base", "none", conditioned=False, unconditioned=True),
-    "prompt_inst": MethodSpec("prompt_inst", "Prompt-Inst", "base", "prompt_inst"),
-    "prompt_demo": MethodSpec("prompt_demo", "Prompt-Demo", "base", "demos", reasoning=False),
-    "sft": MethodSpec("sft", "SFT", "adapter", "trained", unconditioned=True),
-    "dpo": MethodSpec("dpo", "DPO", "adapter", "trained", unconditioned=True),
-    "steer": MethodSpec("steer", "Steer", "steered", "none"),
-}
-assert tuple(METHODS) == get_args(Method), "Method and METHODS must list the same methods"
-ADAPTER_METHODS: tuple[str, ...] = tuple(m for m, s in METHODS.items() if s.model == "adapter")
-LABELS: dict[str, str] = {m: s.label for m, s in METHODS.items()}
+METHODS: dict[str, MethodSpec] = {}
+LABELS: dict[str, str] = {}  # method -> its label, kept in step with METHODS by register()
+
+
+def register(method: MethodSpec) -> None:
+    """Add a method (or replace one of the same name). A row of ``_STUDY`` below is the usual way; a plug-in or a
+    test may call this before params are validated."""
+    if method.instruction not in ("none", "demos", *INSTRUCTIONS):
+        raise ValueError(f"method {method.name!r}: unknown instruction {method.instruction!r} (known: none, demos, {', '.join(INSTRUCTIONS)})")
+    METHODS[method.name] = method
+    LABELS[method.name] = method.label
+
+
+def unregister(name: str) -> None:
+    METHODS.pop(name, None)
+    LABELS.pop(name, None)
+
+
+_STUDY = (
+    MethodSpec("direct", "Direct", "base", "none", conditioned=False, unconditioned=True, paper_codes=("direct",)),
+    MethodSpec("prompt_inst", "Prompt-Inst", "base", "prompt_inst", paper_codes=("prompt_v1", "prompt")),
+    MethodSpec("prompt_demo", "Prompt-Demo", "base", "demos", reasoning=False, paper_codes=("prompt_chat", "prompt_chat_sampling")),
+    MethodSpec("sft", "SFT", "adapter", "trained", unconditioned=True, paper_codes=("train", "sft")),
+    MethodSpec("dpo", "DPO", "adapter", "trained", unconditioned=True, paper_codes=("train_dpo", "dpo")),
+    MethodSpec("steer", "Steer", "steered", "none"),
+)
+for _m in _STUDY:
+    register(_m)
+REFERENCE = "direct"  # the unconditioned base model every other method is compared with
+# A params value naming a method: checked against METHODS when params are validated, so a new row is accepted at once.
+Method = Annotated[str, OneOf(lambda: METHODS, "method")]
+
+
+def steered_methods(methods: list[str]) -> list[str]:
+    """Those of ``methods`` that add a vector to the residual stream (forward hooks: HF models only, not vLLM)."""
+    return [m for m in methods if METHODS[m].model == "steered"]
+
+
+def adapter_methods() -> tuple[str, ...]:
+    """The methods that load a LoRA adapter named as the method (each trained by its own stage)."""
+    return tuple(m for m, s in METHODS.items() if s.model == "adapter")
 
 
 def spec(method: str) -> MethodSpec:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
     return METHODS[method]
+
+
+def instruction_text(method: str, trait: str, level: str) -> str:
+    """What ``method`` tells the model at the condition (trait, level), '' when unconditioned or told nothing.
+    Prompt-Demo's examples depend on the dialogue data: ``psychometrics.conditions.prefix`` builds them."""
+    s = spec(method)
+    if not trait or s.instruction == "none":
+        return ""
+    if s.instruction == "demos":
+        raise ValueError(f"method {method!r} shows demonstrations: psychometrics.conditions.prefix builds them from the dialogue data")
+    return INSTRUCTIONS[s.instruction](trait, level)
 
 
 @contextmanager

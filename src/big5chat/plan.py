@@ -137,12 +137,14 @@ def stage_estimates(params: Any) -> list[dict[str, Any]]:
     row("learn_steering", params.models.base.name, base, t, gpu_hours(2 * base.params * t * depth, UTIL_PREFILL),
         (4 if st.dtype == "float32" else 2) * base.params / 1e9 * 1.2, f"prefill 2NT to layer {max(st.layers)} of {base.layers}")  # fmt: skip
     from big5chat.psychometrics.conditions import conditions
+    from big5chat.reasoning.run import cells
+    from big5chat.traits import LEVELS
 
     a = params.assess_personality
     conds = len(conditions(list(a.methods), list(params.traits)))
     from big5chat.data.loaders import load_questionnaires
 
-    items = sum(len(inst["items"]) for name, inst in load_questionnaires(params.data.instruments_dir).items() if name in a.questionnaires)
+    items = sum(len(inst["items"]) for inst in load_questionnaires(params.data.instruments_dir, list(a.questionnaires)).values())
     answers = conds * items * (a.runs if a.mode == "generate" else 1)
     if a.mode == "generate":
         hours = gpu_hours(2 * base.params * answers * 150, UTIL_PREFILL) + decode_hours(base, answers * a.max_new_tokens, a.batch_size)
@@ -158,7 +160,9 @@ def stage_estimates(params: Any) -> list[dict[str, Any]]:
         gpu_hours(2 * base.params * replies_bv * 250, UTIL_PREFILL) + decode_hours(base, replies_bv * bv.max_new_tokens, bv.batch_size),
         2 * base.params / 1e9 * 1.2, f"{replies_bv} free replies, then the classifier")  # fmt: skip
     r = params.evaluate_reasoning
-    n_cells = (1 if "direct" in r.methods else 0) + (len([m for m in r.methods if m != "direct"]) * (len(r.conditions) if r.conditions else 10))
+    n_cells = len(
+        cells(list(r.methods), [(c.trait, c.level) for c in r.conditions] if r.conditions else [(t, lvl) for t in params.traits for lvl in LEVELS])
+    )
     items = sum(min(HUB_ROWS[tk], r.limits.get(tk, r.limit) or HUB_ROWS[tk]) for tk in r.tasks)
     t = n_cells * items * 300 + (
         n_cells * min(HUB_ROWS["gsm8k"], r.limits.get("gsm8k", r.limit) or HUB_ROWS["gsm8k"]) * 900 if "gsm8k" in r.tasks else 0
@@ -166,6 +170,43 @@ def stage_estimates(params: Any) -> list[dict[str, Any]]:
     row("evaluate_reasoning", params.models.base.name, base, t, gpu_hours(2 * base.params * t, UTIL_PREFILL), 2 * base.params / 1e9 * 1.2,
         f"{n_cells} cells x {items} items, scoring 2NT")  # fmt: skip
     return rows
+
+
+TP_EFFICIENCY = 0.8  # share of ideal speed-up a tensor-parallel model (vLLM) or a ZeRO-3/DDP training run keeps
+# Stages whose work is split over processes in the code: training (accelerate: DDP / ZeRO-3 over every GPU) and
+# the dialogue generation (generation.shards: one data-parallel shard per model replica).
+DATA_PARALLEL_GENERATION = {"generate_dialogues"}
+TRAINING = {"train_classifier", "train_experts (all)", "train_sft", "train_dpo"}
+VLLM_STAGES = {"assess_personality", "evaluate_reasoning"}  # the stages with `backend: vllm` (a params section each)
+
+
+def wall_clock(params: Any, estimates: list[dict[str, Any]], gpus: int) -> list[dict[str, Any]]:
+    """Wall-clock hours per stage on ``gpus`` GPUs of 80 GB, as the code lays the work out:
+
+    - a model needing g GPUs (the row's ``gpus``) is one replica of g GPUs; with the HF backend its layers are spread
+      over them (``device_map``), one GPU busy at a time, so a replica runs at one GPU's speed; with vLLM
+      (``backend: vllm``) it is tensor-parallel and runs at g x ``TP_EFFICIENCY``;
+    - generate_dialogues runs gpus // g replicas as data-parallel shards (``generation.shards``);
+    - training runs on every GPU (accelerate: DDP or ZeRO-3) at ``TP_EFFICIENCY``;
+    - the other stages run one replica.
+    ``hours`` is None where the stage's model does not fit in ``gpus`` GPUs (unquantized)."""
+    out = []
+    for r in estimates:
+        g, stage = r["gpus"], r["stage"]
+        if gpus < g:
+            out.append({"stage": stage, "layout": f"needs {g} GPUs", "hours": None})
+            continue
+        if stage in TRAINING:
+            speed, layout = (gpus * (TP_EFFICIENCY if gpus > 1 else 1.0)), f"{gpus} GPU(s), one training run"
+        elif stage in DATA_PARALLEL_GENERATION:
+            replicas = gpus // g
+            speed, layout = float(replicas), f"{replicas} shard(s) x {g} GPU(s)" + (" (device_map)" if g > 1 else "")
+        elif stage in VLLM_STAGES and getattr(params, stage).backend == "vllm":
+            speed, layout = g * (TP_EFFICIENCY if g > 1 else 1.0), f"1 x {g} GPU(s), vLLM tensor parallel"
+        else:
+            speed, layout = 1.0, f"1 x {g} GPU(s)" + (" (device_map)" if g > 1 else "")
+        out.append({"stage": stage, "layout": layout, "hours": round(r["gpu_hours"] / speed, 2)})
+    return out
 
 
 def render_stages(params_data: dict[str, Any], dvc_file: Path) -> list[tuple[str, str]]:
@@ -190,7 +231,7 @@ def render_stages(params_data: dict[str, Any], dvc_file: Path) -> list[tuple[str
     return out
 
 
-def plan(profile: str) -> dict[str, Any]:
+def plan(profile: str, gpu_counts: tuple[int, ...] = (1, 8, 64)) -> dict[str, Any]:
     from big5chat import paths, profiles
     from big5chat.config import ConfigError, load_params
 
@@ -206,8 +247,9 @@ def plan(profile: str) -> dict[str, Any]:
                 raise
             warnings = [f"{p} (needed when the stage runs; nothing is downloaded by the plan)" for p in missing]
         params = load_params(f, check_paths=False)
+    estimates = stage_estimates(params)
     return {"profile": profile, "params": params, "warnings": warnings, "stages": render_stages(data, paths.DVC_FILE),
-            "estimates": stage_estimates(params)}  # fmt: skip
+            "estimates": estimates, "wall_clock": {n: wall_clock(params, estimates, n) for n in gpu_counts}}  # fmt: skip
 
 
 def format_plan(p: dict[str, Any]) -> str:
@@ -217,5 +259,18 @@ def format_plan(p: dict[str, Any]) -> str:
     lines += [f"  ! {w}" for w in p["warnings"]]
     est = pd.DataFrame(p["estimates"])
     lines += ["", est.to_string(index=False), "", f"total GPU-hours (H100): {est['gpu_hours'].sum():.1f}", ""]
+    if p.get("wall_clock"):
+        lines.append("Wall-clock hours by GPU count (80 GB GPUs, 8 per node; the layout is what the code runs, see plan.wall_clock):")
+        table = pd.DataFrame({"stage": est["stage"]})
+        for n, rows in p["wall_clock"].items():
+            table[f"{n} GPU{'s' if n > 1 else ''}"] = [("-" if r["hours"] is None else f"{r['hours']:.2f}") for r in rows]
+            table[f"layout @{n}"] = [r["layout"] for r in rows]
+        lines += [table.to_string(index=False), ""]
+        for n, rows in p["wall_clock"].items():
+            hours = [r["hours"] for r in rows]
+            fits = all(h is not None for h in hours)
+            lines.append(f"  {n:>3} GPU(s) ({-(-n // 8)} node(s)): " + (f"{sum(hours):.1f} h in all" if fits else
+                         f"does not fit: {', '.join(r['stage'] for r in rows if r['hours'] is None)} need more GPUs (or models.*.quantize)"))  # fmt: skip
+        lines.append("")
     lines += [ln.strip() for ln in __doc__.split("Formulas", 1)[1].splitlines()[:14]]
     return "\n".join(lines)

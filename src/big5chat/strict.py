@@ -1,7 +1,7 @@
 """Strict construction of typed dataclasses from plain YAML data.
 
 Every problem is reported with its dotted key: unknown keys (with a "did you mean"), missing keys, wrong
-types, values outside a Literal or a range, and paths that must exist. All problems of one document are
+types, values outside a Literal, a registry or a range, and paths that must exist. All problems of one document are
 collected and raised together as one :class:`ConfigError`, before any work starts.
 """
 
@@ -13,6 +13,7 @@ import difflib
 import re
 import types
 import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -59,6 +60,15 @@ class Range:
         return True
 
 
+@dataclass(frozen=True)
+class OneOf:
+    """Annotated marker: a name from a registry read at validation time (``names()``, e.g. the methods of
+    ``big5chat.methods.METHODS``), so that adding a registry entry is all it takes for params to accept it."""
+
+    names: Callable[[], Iterable[str]]
+    what: str = "value"
+
+
 class _Problems:
     def __init__(self, root: Path | None):
         self.items: list[str] = []
@@ -101,6 +111,11 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _did_you_mean(value: Any, choices: list[str]) -> str:
+    hint = difflib.get_close_matches(str(value), choices, n=1)
+    return f"; did you mean {hint[0]!r}?" if hint else ""
+
+
 def _convert(tp: Any, value: Any, key: str, problems: _Problems) -> Any:
     origin = get_origin(tp)
     if origin is typing.Annotated:
@@ -111,6 +126,9 @@ def _convert(tp: Any, value: Any, key: str, problems: _Problems) -> Any:
         for mark in marks:
             if isinstance(mark, Range) and not mark.ok(out):
                 problems.add(key, f"{out!r} is out of range (need {mark.describe()})")
+            elif isinstance(mark, OneOf) and out not in (known := list(mark.names())):
+                problems.add(key, f"unknown {mark.what} {_describe(out)} (known: {', '.join(known)}){_did_you_mean(out, known)}")
+                return _MISSING  # as an unknown Literal: the section's own checks never see it
             elif isinstance(mark, MustExist):
                 path = Path(out)
                 if problems.root is not None and not path.is_absolute():
@@ -146,8 +164,7 @@ def _convert(tp: Any, value: Any, key: str, problems: _Problems) -> Any:
         elif tp is _level_literal():
             problems.add(key, f"unknown level {_describe(value)} (expected one of {', '.join(allowed)})")
         else:
-            hint = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            extra = _did_you_mean(value, [str(a) for a in allowed])
             problems.add(key, f"unknown value {_describe(value)} (expected one of {', '.join(map(repr, allowed))}){extra}")
         return _MISSING
     if origin in (list, tuple):

@@ -70,17 +70,9 @@ def execute(run_path: str | Path) -> dict[str, Any]:
 
 def launch_command(run_path: Path, compute: Any, kind: str) -> list[str]:
     """The command that runs ``train-{kind}`` under the configured launcher (accelerate or torchrun)."""
-    import sys
+    from big5chat.launchers import launcher_command
 
-    from big5chat import paths
-
-    tail = ["-m", "big5chat", f"train-{kind}", "--config", str(run_path)]
-    if compute.launcher == "accelerate":
-        return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(paths.resolve(compute.accelerate_config)),
-                "--num_processes", str(compute.num_processes), *tail]  # fmt: skip
-    if compute.launcher == "torchrun":  # plain DDP; on CPUs the processes talk over gloo
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(compute.num_processes), *tail]
-    raise ValueError(f"unknown launcher {compute.launcher!r}")
+    return launcher_command(compute, ["-m", "big5chat", f"train-{kind}", "--config", str(run_path)])
 
 
 def launch(run_path: Path, compute: Any, kind: str) -> dict[str, Any]:

@@ -58,12 +58,7 @@ def load_dialogues(source: Any) -> Table:
     return load_table(source, schemas.DIALOGUES)
 
 
-INSTRUMENT_SCHEMAS = {"BFI": schemas.BFI44, "IPIP-NEO": schemas.IPIP_NEO_120}
-
-
-def load_questionnaires(instruments_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """{'BFI': {...prompt, norms, 'items': Table}, 'IPIP-NEO': {...}} from the project's instrument files."""
-    folder = paths.resolve(instruments_dir)
+def _instrument_index(folder: Path) -> tuple[Path, dict[str, Any]]:
     meta_file = folder / "questionnaires.json"
     if not meta_file.is_file():
         raise DataError(paths.relative(meta_file), "file not found")
@@ -71,15 +66,56 @@ def load_questionnaires(instruments_dir: str | Path) -> dict[str, dict[str, Any]
         meta = json.loads(meta_file.read_text(encoding="utf-8"))["instruments"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise DataError(paths.relative(meta_file), f"not a questionnaire file ({exc})") from None
+    if not isinstance(meta, dict) or not meta:
+        raise DataError(paths.relative(meta_file), "'instruments' must map each questionnaire's name to its settings")
+    return meta_file, meta
+
+
+def instrument_names(instruments_dir: str | Path) -> list[str]:
+    """The questionnaires ``instruments_dir/questionnaires.json`` lists, in its order (what params may name)."""
+    return list(_instrument_index(paths.resolve(instruments_dir))[1])
+
+
+_INSTRUMENT_KEYS = {"items_file": str, "prompt": str, "scale_min": int, "scale_max": int}
+
+
+def load_questionnaires(instruments_dir: str | Path, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The questionnaires of ``instruments_dir`` (``names`` only, in that order; None = every one, in the order
+    ``questionnaires.json`` lists them): {name: {prompt, inner_setting, scale_min, scale_max, option_labels, norms,
+    n_items, 'items': Table}}.
+
+    The instruments are discovered, not named in code: an entry of ``questionnaires.json`` and its item file
+    (``item, text, domain, reverse``; facets optional) is a new questionnaire. Its item count, scale and keys are
+    read from the files (``n_items``, when given, must agree with the item file).
+    """
+    folder = paths.resolve(instruments_dir)
+    meta_file, meta = _instrument_index(folder)
+    where = paths.relative(meta_file)
+    unknown = [n for n in names or [] if n not in meta]
+    if unknown:
+        raise DataError(where, f"has no questionnaire {', '.join(map(repr, unknown))} (it lists: {', '.join(meta)})")
     out: dict[str, dict[str, Any]] = {}
-    for name, schema in INSTRUMENT_SCHEMAS.items():
-        if name not in meta:
-            raise DataError(paths.relative(meta_file), f"has no instrument {name!r}")
-        info = dict(meta[name])
-        table = load_table(folder / info["items_file"], schema)
+    for name in names if names is not None else list(meta):
+        raw = meta[name]
+        if not isinstance(raw, dict):
+            raise DataError(where, f"instrument {name!r}: expected a mapping of settings")
+        for key, kind in _INSTRUMENT_KEYS.items():
+            if not isinstance(raw.get(key), kind) or isinstance(raw.get(key), bool):
+                raise DataError(where, f"instrument {name!r}: {key!r} must be a {kind.__name__} (got {raw.get(key)!r})")
+        info = dict(raw)
+        lo, hi = info["scale_min"], info["scale_max"]
+        if lo >= hi:
+            raise DataError(where, f"instrument {name!r}: scale_min {lo} must be below scale_max {hi}")
+        labels = info.setdefault("option_labels", [str(k) for k in range(lo, hi + 1)])
+        if len(labels) != hi - lo + 1:
+            raise DataError(where, f"instrument {name!r}: {len(labels)} option_labels for a {lo}..{hi} scale")
+        info.setdefault("inner_setting", "")
+        table = load_table(folder / info["items_file"], schemas.QUESTIONNAIRE_ITEMS)
         numbers = [r["item"] for r in table.rows]
-        if numbers != list(range(1, info["n_items"] + 1)):
-            raise DataError(table.source, f"items must be numbered 1..{info['n_items']} in order")
+        if numbers != list(range(1, len(numbers) + 1)):
+            raise DataError(table.source, "items must be numbered 1..n in order")
+        if info.setdefault("n_items", len(numbers)) != len(numbers):
+            raise DataError(where, f"instrument {name!r}: n_items {info['n_items']} but {table.source} has {len(numbers)} items")
         info["items"] = table
         out[name] = info
     return out

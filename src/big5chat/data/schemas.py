@@ -5,7 +5,8 @@
   `ope_z_label`... 0/1/2 = low/median/high). An empty cell is a trait the post is not labelled for;
 - scenarios: SODA (`allenai/soda`);
 - dialogues: the official BIG5-CHAT CSV (`wenkai-li/big5_chat`);
-- instruments: the project's BFI-44 and IPIP-NEO-120 item files;
+- instruments: a questionnaire's item file (BFI-44, IPIP-NEO-120, or any Big Five inventory listed in
+  `data/instruments/questionnaires.json`);
 - benchmark items: the hub schema of each task, as lm-evaluation-harness reads it.
 """
 
@@ -86,21 +87,15 @@ DIALOGUES = Schema(
 
 _REVERSE = Column("reverse", "int", choices=(0, 1))
 
-BFI44 = Schema(
-    "BFI-44 items",
-    (Column("item", "int"), Column("text"), Column("domain", choices=DOMAINS), _REVERSE),
-    key=("item",),
-)
-
-IPIP_NEO_120 = Schema(
-    "IPIP-NEO-120 items",
+QUESTIONNAIRE_ITEMS = Schema(
+    "questionnaire items",
     (
         Column("item", "int"),
         Column("text"),
         Column("domain", choices=DOMAINS),
-        Column("facet_code"),
-        Column("facet"),
         _REVERSE,
+        Column("facet_code", required=False),  # IPIP-NEO's facets
+        Column("facet", required=False),
         Column("mpi_text", required=False),
     ),
     key=("item",),

@@ -100,10 +100,29 @@ def run_jobs(
     checkpoint: Checkpoint,
     on_batch: Callable[[int], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Generate every job not in ``done``, a batch at a time, checkpointing each finished batch."""
-    todo = [j for j in jobs if j.key not in done]
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
+    """Generate every job not in ``done``, in batches of ``batch_size`` jobs, checkpointing each finished batch."""
+    return run_batches(batches(jobs, batch_size), done, generate_batch, checkpoint, on_batch)
+
+
+def batches(jobs: list[Job], size: int) -> list[list[Job]]:
+    """``jobs`` in consecutive batches of ``size``, finished or not (``run_batches`` skips the finished)."""
+    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
+
+
+def run_batches(
+    batches: list[list[Job]],
+    done: dict[str, dict[str, Any]],
+    generate_batch: Callable[[list[Job]], list[str]],
+    checkpoint: Checkpoint,
+    on_batch: Callable[[int], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Generate each batch's jobs that are not in ``done``, checkpointing each finished batch. The batches are
+    formed from all jobs, finished or not, so that a batch holds the same jobs (and seed) however the work was
+    interrupted or split across processes (``generation.shards``)."""
+    for full in batches:
+        batch = [j for j in full if j.key not in done]
+        if not batch:
+            continue
         raws = generate_batch(batch)
         recs = []
         for job, raw in zip(batch, raws):

@@ -158,8 +158,19 @@ def load_causal_lm(path: str | Path, *, dtype: str | None = None, device: str | 
     device = device or stage_device()
     dtype = dtype or card_dtype(p)
     quant = quantization_kwargs(read_card(p).get("quantize"), dtype, device)
+    placement = None
+    if not quant and device == "cuda":  # one card if it fits, else this process's GPUs (models.placement), else an error
+        from big5chat.models.placement import PlacementError, placement_for
+
+        try:
+            placement = placement_for(p, dtype)
+        except PlacementError as exc:
+            raise ModelLoadError(str(exc)) from None
+        quant = placement.from_pretrained_kwargs()
     model = AutoModelForCausalLM.from_pretrained(str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False, **quant)
-    if not quant and device != "cpu":
+    if placement is not None and not placement.spread:
+        model = model.to(f"cuda:{placement.gpus[0]}")
+    elif not quant and device not in ("cpu", "cuda"):
         model = model.to(device)
     return contiguous_lm_head_input(model).eval()
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from big5chat.generation.dialogue_prompts import Scenario, turn1_prompt
 from big5chat.psychometrics.conditions import Condition, condition_chat
+from big5chat.psychometrics.scoring import rounded
 from big5chat.traits import LETTER
 
 Z95 = 1.959963984540054
@@ -163,17 +164,14 @@ def validity_table(frame: pd.DataFrame, domains: pd.DataFrame, traits: list[str]
 def metrics(
     acc: pd.DataFrame, separation: pd.DataFrame, validity: pd.DataFrame, n_scenarios: int, stats: dict[str, dict[str, float]]
 ) -> dict[str, Any]:
-    def r4(x: Any) -> Any:
-        return None if x is None or (isinstance(x, float) and np.isnan(x)) else round(float(x), 4)
-
     out: dict[str, Any] = {"scenarios": n_scenarios, "accuracy": {}, "validity": {}, "text": stats,
-                           "separation": {row["method"]: {k: r4(row[k]) for k in ("diff", "lo", "hi")} | {"n": row["n"]} for row in separation.to_dict("records")}}  # fmt: skip
+                           "separation": {row["method"]: {k: rounded(row[k]) for k in ("diff", "lo", "hi")} | {"n": row["n"]} for row in separation.to_dict("records")}}  # fmt: skip
     for row in acc.to_dict("records"):
-        out["accuracy"].setdefault(row["method"], {})[row["level"]] = {k: r4(row[k]) for k in ("accuracy", "lo", "hi", "target_score")} | {
+        out["accuracy"].setdefault(row["method"], {})[row["level"]] = {k: rounded(row[k]) for k in ("accuracy", "lo", "hi", "target_score")} | {
             "n": row["n"]
         }
     for row in validity.to_dict("records"):
         out["validity"].setdefault(row["questionnaire"], {}).setdefault(row["method"], {})[row["trait"]] = {
-            k: r4(row[k]) for k in ("r", "lo", "hi")
+            k: rounded(row[k]) for k in ("r", "lo", "hi")
         } | {"n": row["n"]}
     return out

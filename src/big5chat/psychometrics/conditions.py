@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from big5chat.methods import spec
-from big5chat.prompts import prompt_inst, trait_system_prompt
+from big5chat.methods import instruction_text, spec
 from big5chat.psychometrics.variants import body
 from big5chat.traits import TRAITS
 
@@ -60,16 +59,11 @@ def demo_prefix(replies: list[str]) -> str:
 
 def prefix(cond: Condition, demos: dict[tuple[str, str], list[str]] | None = None) -> str:
     """The text placed before the questionnaire prompt for a condition ('' when unconditioned)."""
-    instruction = spec(cond.method).instruction
-    if not cond.trait or instruction == "none":
-        return ""
-    if instruction == "prompt_inst":
-        return prompt_inst(cond.trait, cond.level)
-    if instruction == "demos":
+    if cond.trait and spec(cond.method).instruction == "demos":
         if not demos or (cond.trait, cond.level) not in demos:
             raise ValueError(f"no demonstrations for {cond.trait} {cond.level}")
         return demo_prefix(demos[(cond.trait, cond.level)])
-    return trait_system_prompt(cond.trait, cond.level)
+    return instruction_text(cond.method, cond.trait, cond.level)
 
 
 ItemRendering = Literal["study", "plain"]

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from big5chat.generation.dialogue_prompts import is_refusal
+from big5chat.psychometrics.scoring import rounded
 
 KEYS = ["method", "condition", "trait", "level", "questionnaire", "item", "domain"]
 
@@ -65,13 +65,10 @@ def domain_differences(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def metrics(table: pd.DataFrame, n_items: dict[str, list[int]]) -> dict[str, Any]:
-    def r4(x: Any) -> Any:
-        return None if x is None or (isinstance(x, float) and np.isnan(x)) else round(float(x), 4)
-
     out: dict[str, Any] = {"items": {q: len(v) for q, v in n_items.items()}, "by_method": {}}
     for row in table.to_dict("records"):
         out["by_method"].setdefault(row["method"], {})[row["questionnaire"]] = {
-            k: (int(row[k]) if k in ("answers", "unparsed", "refusals") else r4(row[k]))
+            k: (int(row[k]) if k in ("answers", "unparsed", "refusals") else rounded(row[k]))
             for k in ("answers", "parsed", "unparsed", "refusals", "agreement", "agreement_all", "within_1", "domain_abs_diff", "domain_diff")
         }
     return out

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from big5chat.methods import LABELS as METHOD_LABEL
+from big5chat.methods import METHODS
 from big5chat.psychometrics.human_reference import HumanReference
 from big5chat.psychometrics.scoring import (
     DOMAINS,
@@ -17,6 +18,7 @@ from big5chat.psychometrics.scoring import (
     correlation_matrix,
     cronbach_alpha,
     frobenius,
+    rounded,
 )
 from big5chat.traits import LETTER
 
@@ -134,10 +136,10 @@ def correlations(domains: pd.DataFrame, human: HumanReference | None, paper_mode
     hmat = correlation_matrix(human.people) if human is not None else None
     out: dict[str, Any] = {"human": hmat, "human_n": human.n if human else 0, "human_source": human.source if human else "",
                            "instruments": {}}  # fmt: skip
-    for q in [q for q in ("BFI", "IPIP-NEO") if (domains["questionnaire"] == q).any()]:
+    for q in domains["questionnaire"].unique():
         block: dict[str, Any] = {"models": {}, "frobenius": {}}
         for m in domains["method"].unique():
-            mat = _condition_matrix(domains, m, q) if m != "direct" else None
+            mat = _condition_matrix(domains, m, q) if METHODS[m].conditioned else None
             if mat is not None:
                 block["models"][m] = mat
         block["paper_model"], block["paper"] = paper_matrices(q, paper_model)
@@ -176,35 +178,38 @@ def metrics(
     mode: str,
     acquiescence: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    def r(x: Any) -> Any:
-        return None if x is None or (isinstance(x, float) and np.isnan(x)) else round(float(x), 4)
-
     out: dict[str, Any] = {
         "mode": mode,
         "summary": {},
         "separation": {},
         "alpha": {},
         "unparsed": {},
-        "frobenius": {q: {k: r(v) for k, v in b["frobenius"].items()} for q, b in corr["instruments"].items()},
+        "frobenius": {q: {k: rounded(v) for k, v in b["frobenius"].items()} for q, b in corr["instruments"].items()},
         "human_source": corr["human_source"],
     }
     for row in summary.itertuples():
-        out["summary"].setdefault(row.method, {})[row.questionnaire] = {"avg_high": r(row.avg_high), "avg_low": r(row.avg_low), "gap": r(row.gap)}
+        out["summary"].setdefault(row.method, {})[row.questionnaire] = {
+            "avg_high": rounded(row.avg_high),
+            "avg_low": rounded(row.avg_low),
+            "gap": rounded(row.gap),
+        }
     for row in separation.itertuples():
         out["separation"].setdefault(row.method, {}).setdefault(row.questionnaire, {})[row.trait] = {
-            "diff": r(row.diff),
-            "lo": r(row.lo),
-            "hi": r(row.hi),
+            "diff": rounded(row.diff),
+            "lo": rounded(row.lo),
+            "hi": rounded(row.hi),
         }
     for row in alpha.itertuples():
-        out["alpha"].setdefault(row.method, {}).setdefault(row.questionnaire, {})[row.domain] = r(row.alpha)
+        out["alpha"].setdefault(row.method, {}).setdefault(row.questionnaire, {})[row.domain] = rounded(row.alpha)
     for row in parse.itertuples():
         out["unparsed"][row.method] = {"answers": int(row.answers), "unparsed": int(row.unparsed)}
     out["human_n"] = corr["human_n"]
     if acquiescence is not None:
         out["acquiescence"] = {}
         for row in acquiescence.to_dict("records"):
-            vals = {k: r(row[k]) for k in ("gap", "gap_lo", "gap_hi", "common", "common_lo", "common_hi", "specific", "specific_lo", "specific_hi")}
+            vals = {
+                k: rounded(row[k]) for k in ("gap", "gap_lo", "gap_hi", "common", "common_lo", "common_hi", "specific", "specific_lo", "specific_hi")
+            }
             out["acquiescence"].setdefault(row["method"], {}).setdefault(row["questionnaire"], {})[row["trait"]] = vals
     return out
 
@@ -237,7 +242,7 @@ def plot_summary(summary: pd.DataFrame, paper: pd.DataFrame, ours: str = "ours")
     _theme()
     qs = list(summary["questionnaire"].unique())
     fig, axes = plt.subplots(1, len(qs), figsize=(6.2 * len(qs), 3.6), squeeze=False)
-    methods = [m for m in METHOD_LABEL if m in set(summary["method"]) and m != "direct"]
+    methods = [m for m in METHOD_LABEL if m in set(summary["method"]) and METHODS[m].conditioned]
     sources = [(ours, summary, "tab:blue"), ("paper 70B", paper[paper["model"] == "llama3_70b"], "tab:orange"),
                ("paper 8B", paper[paper["model"] == "llama3_8b"], "tab:green")]  # fmt: skip
     for ax, q in zip(axes[0], qs):
@@ -253,7 +258,7 @@ def plot_summary(summary: pd.DataFrame, paper: pd.DataFrame, ours: str = "ours")
         ax.axhline(3, color="0.5", lw=0.8, ls=":")
         ax.set_xticks(xs, [METHOD_LABEL[m] for m in methods])
         ax.set_ylim(1, 5)
-        ax.set_ylabel("targeted domain score (1-5)")
+        ax.set_ylabel("targeted domain score (item scale)")
         ax.set_title(f"{q}: induced trait at high (solid) vs low (hatched)")
     axes[0][-1].legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     fig.tight_layout()
@@ -307,6 +312,8 @@ def plot_correlations(corr: dict[str, Any]) -> Any:
     human matrix."""
     import matplotlib.pyplot as plt
 
+    from big5chat.reporting.paper import model_size_label
+
     _theme()
     blocks = []
     for q, b in corr["instruments"].items():
@@ -314,7 +321,7 @@ def plot_correlations(corr: dict[str, Any]) -> Any:
         for m, mat in b["models"].items():
             fro = b["frobenius"].get(m)
             panels.append((f"{METHOD_LABEL[m]} (ours)" + (f", F={fro:.2f}" if fro is not None else ""), mat))
-        size = paper_size_label(b.get("paper_model") or "")
+        size = model_size_label(b.get("paper_model") or "")
         for m, mat in b["paper"].items():
             fro = b["frobenius"].get(f"paper_{m}")
             panels.append((f"{METHOD_LABEL.get(m, m)} (paper {size})" + (f", F={fro:.2f}" if fro is not None else ""), mat))
@@ -333,13 +340,6 @@ def plot_correlations(corr: dict[str, Any]) -> Any:
     human = f"human: {corr['human_source']}" if corr["human"] is not None else "no human reference (assess_personality.human_responses)"
     fig.supxlabel(f"O openness, C conscientiousness, E extraversion, A agreeableness, N neuroticism. {human}", fontsize=7)
     return fig
-
-
-def paper_size_label(model: str) -> str:
-    """The paper model's size for labels (``llama3_70b`` -> ``70B``); '' when none."""
-    from big5chat.reporting.paper import model_size_label
-
-    return model_size_label(model) if model else ""
 
 
 def plot_acquiescence(table: pd.DataFrame) -> Any:
@@ -366,7 +366,7 @@ def plot_acquiescence(table: pd.DataFrame) -> Any:
             ax.scatter(x, t["common"], s=12, marker="x", color="0.35", lw=0.7, zorder=3, label="common shift" if k == 0 else None)
         ax.axhline(0, color="0.4", lw=0.8)
         ax.set_xticks(np.arange(len(traits)), traits, fontsize=8)
-        ax.set_ylabel("high minus low (1-5 scale)")
+        ax.set_ylabel("high minus low (item scale)")
         ax.set_title(f"{q}: trait-specific gap (bars) net of the common shift")
     axes[0][-1].legend(fontsize=6, ncol=2, loc="best")
     fig.tight_layout()

@@ -12,6 +12,11 @@ import pandas as pd
 DOMAINS = ("O", "C", "E", "A", "N")
 
 
+def rounded(x: Any, digits: int = 4) -> float | None:
+    """A number as the metrics files hold it: rounded, None where it is missing or NaN."""
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) else round(float(x), digits)
+
+
 def keyed(raw: Any, reverse: Any, scale_min: int = 1, scale_max: int = 5) -> np.ndarray:
     """Scores after reverse keying: (min + max) - x on reverse items (6 - x on a 1..5 scale); NaN stays NaN."""
     raw, reverse = np.asarray(raw, float), np.asarray(reverse, bool)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from big5chat.psychometrics.scoring import cronbach_alpha
+from big5chat.psychometrics.scoring import cronbach_alpha, rounded
 from big5chat.traits import LETTER
 
 VARIANTS: dict[str, str] = {
@@ -69,14 +69,13 @@ def spread_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def metrics(table: pd.DataFrame, spread: pd.DataFrame, items: dict[str, list[int]]) -> dict[str, Any]:
-    def r4(x: Any) -> Any:
-        return None if x is None or (isinstance(x, float) and np.isnan(x)) else round(float(x), 4)
-
     out: dict[str, Any] = {"items": {q: len(v) for q, v in items.items()}, "variants": {}, "spread": {}}
     for row in table.to_dict("records"):
         out["variants"].setdefault(row["variant"], {}).setdefault(row["method"], {})[row["questionnaire"]] = {
-            k: r4(row[k]) for k in ("avg_high", "avg_low", "gap", "mean_score", "alpha")
+            k: rounded(row[k]) for k in ("avg_high", "avg_low", "gap", "mean_score", "alpha")
         }
     for row in spread.to_dict("records"):
-        out["spread"].setdefault(row["method"], {})[row["questionnaire"]] = {k: r4(v) for k, v in row.items() if k not in ("method", "questionnaire")}
+        out["spread"].setdefault(row["method"], {})[row["questionnaire"]] = {
+            k: rounded(v) for k, v in row.items() if k not in ("method", "questionnaire")
+        }
     return out

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from big5chat.methods import REFERENCE
+
 DOMAINS: dict[str, tuple[str, ...]] = {
     "Social": ("social_iqa",),
     "Math": ("gsm8k", "mathqa"),
@@ -28,9 +30,9 @@ def reasoning_table(results: pd.DataFrame) -> pd.DataFrame:
 
     ``results``: one row per (method, trait, level, task, score); Direct rows have method 'direct' and no trait.
     """
-    direct = results[results["method"] == "direct"].set_index("task")["score"]
+    direct = results[results["method"] == REFERENCE].set_index("task")["score"]
     rows = []
-    for (task, method), g in results[results["method"] != "direct"].groupby(["task", "method"], sort=False):
+    for (task, method), g in results[results["method"] != REFERENCE].groupby(["task", "method"], sort=False):
         row = {"benchmark": task, "method": method, "Direct": direct.get(task, np.nan)}
         for r in g.itertuples():
             row[f"{r.trait[:1].upper()}{'+' if r.level == 'high' else '-'}"] = r.score

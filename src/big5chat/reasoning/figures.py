@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from big5chat.methods import REFERENCE
 from big5chat.reasoning.domains import reasoning_table
 
 PAPER_NAMES = {"social_iqa": "SocialIQA", "commonsense_qa": "CommonsenseQA", "piqa": "PIQA", "gsm8k": "GSM8K", "mathqa": "MathQA",
@@ -15,12 +16,12 @@ PAPER_NAMES = {"social_iqa": "SocialIQA", "commonsense_qa": "CommonsenseQA", "pi
 
 def paper_table() -> pd.DataFrame:
     """The paper's LLaMA-3-70B reasoning table, in the same layout as ours (task names, methods as ours)."""
-    from big5chat.reporting import paper
+    from big5chat.reporting import paper, paper_build
 
     p = paper.reasoning()
     p = p[p["benchmark"].isin(PAPER_NAMES.values()) & (p["trait"] != "average")]
-    p = p.replace({"benchmark": {v: k for k, v in PAPER_NAMES.items()}, "method": {"prompt": "prompt_inst"}})
-    p = p.assign(method=np.where(p["trait"] == "", "direct", p["method"]))
+    p = p.replace({"benchmark": {v: k for k, v in PAPER_NAMES.items()}, "method": paper_build.METHOD_NAMES})
+    p = p.assign(method=np.where(p["trait"] == "", REFERENCE, p["method"]))
     p = p.rename(columns={"benchmark": "task", "value": "score"}).drop_duplicates(["method", "trait", "level", "task"])
     return reasoning_table(p)
 

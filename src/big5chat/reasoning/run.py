@@ -24,8 +24,7 @@ from typing import Any
 import pandas as pd
 
 from big5chat.generation import backends
-from big5chat.methods import method_model, spec
-from big5chat.prompts import prompt_inst, trait_system_prompt
+from big5chat.methods import instruction_text, method_model, spec
 from big5chat.reasoning.tasks import PROJECT_TASK, SPECS
 
 
@@ -37,14 +36,7 @@ class Cell:
 
     @property
     def system_instruction(self) -> str | None:
-        instruction = spec(self.method).instruction
-        if not self.trait or instruction == "none":
-            return None
-        if instruction == "prompt_inst":
-            return prompt_inst(self.trait, self.level)
-        if instruction == "trained":
-            return trait_system_prompt(self.trait, self.level)
-        raise ValueError(f"method {self.method!r} ({instruction}) has no reasoning instruction")
+        return instruction_text(self.method, self.trait, self.level) or None
 
 
 def cells(methods: list[str], conditions: list[tuple[str, str]]) -> list[Cell]:

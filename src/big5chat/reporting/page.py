@@ -51,7 +51,7 @@ def findings(m: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, str]]:
     ap = m.get("assess_personality")
     if ap and ap.get("summary"):
         s = ap["summary"]
-        for q in ("BFI", "IPIP-NEO"):
+        for q in dict.fromkeys(q for v in s.values() for q in v):  # the questionnaires of the run, in their order
             gaps = {k: v[q]["gap"] for k, v in s.items() if q in v and v[q]["gap"] is not None}
             if {"sft", "prompt_inst"} <= set(gaps):
                 dpo = gaps.get("dpo", float("-inf"))

@@ -112,8 +112,9 @@ def steer_sweep_figure(rows: list[dict[str, Any]]) -> Any:
     for layers, g in t.groupby("layers", sort=False):
         g = g.sort_values("multiplier").drop_duplicates("multiplier", keep="last")
         x, tag = g["multiplier"], f" (layers {layers})" if t["layers"].nunique() > 1 else ""
-        for q, style in (("BFI", "-"), ("IPIP-NEO", "--")):
-            if f"{q}_gap" in g:
+        questionnaires = [c.removesuffix("_gap") for c in t.columns if c.endswith("_gap")]
+        for q, style in zip(questionnaires, ("-", "--", ":", "-.")):
+            if f"{q}_specific" in g:
                 axes[0].plot(x, g[f"{q}_gap"], style, marker="o", ms=3, color="tab:blue", label=f"{q} gap{tag}")
                 axes[0].plot(x, g[f"{q}_specific"], style, marker="s", ms=3, color="tab:red", label=f"{q} trait-specific{tag}")
         axes[1].plot(x, g["reply_accuracy"], marker="o", ms=3, label=f"steered replies{tag}")
