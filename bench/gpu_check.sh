@@ -4,7 +4,8 @@
 #   1. the embedded default's slowest stages on CUDA: generate_dialogues (with what it needs: prepare_models,
 #      prepare_data, train_experts x5), then train_sft, train_dpo, assess_personality;
 #   2. the DExperts and questionnaire benches (each prints ratios against its own baseline, same run);
-#   3. the smoke DAG (tiny models): every stage's code path on the device.
+#   3. the smoke DAG (tiny models): every stage's code path on the device;
+#   4. with 2 or more GPUs: the tensor-parallel generation test (2 launches x 2 processes, NCCL, tiny models).
 # It prints a table: step or stage, seconds, tokens/s, peak GPU memory (torch's own for stages, device-wide for steps).
 #
 #   bash bench/gpu_check.sh                  # from the project root, with .venv (make venv) or a CUDA torch
@@ -115,6 +116,13 @@ timed bench_questionnaire "${BENCH_LIMIT:-45}" "$PY" bench/questionnaire.py --it
 timed smoke_dag "${SMOKE_LIMIT:-240}" dvc repro --force
 stage_rows "$OUT/smoke_dag.log" "  smoke "
 "$PY" -m big5chat params --profile default > /dev/null  # params.yaml back to the committed default
+# 4. Tensor parallel over NCCL: needs two GPUs (a single card cannot hold two NCCL ranks).
+gpus=$([ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name --format=csv,noheader | wc -l || echo 0)
+if [ "$gpus" -ge 2 ]; then
+  timed tensor_parallel "${TP_LIMIT:-120}" "$PY" -m pytest -q -p no:cacheprovider tests/test_shards.py -k tensor_parallel
+else
+  printf "tensor_parallel\t-\t-\t-\tskipped: %s GPU(s), needs 2\n" "$gpus" >> "$results"
+fi
 
 echo; { column -t -s $'\t' "$results" 2>/dev/null || cat "$results"; } | tee "$OUT/table.txt"
 echo; tail -n 8 "$OUT/bench_dexperts.log"; echo; tail -n 5 "$OUT/bench_questionnaire.log"

@@ -71,6 +71,17 @@ def test_params_yaml_is_the_default_composition(tmp_path: Path) -> None:
         ),
         (lambda d: d["assess_personality"].update(methods=["direct", "sfft"]), "assess_personality.methods[1]", "did you mean 'sft'"),
         (
+            lambda d: d["generate_dialogues"].update(processes=6, tensor_parallel=4) or d["compute"].update(launcher="torchrun"),
+            "generate_dialogues.tensor_parallel",
+            "4 does not divide processes=6",
+        ),
+        (
+            lambda d: d["generate_dialogues"].update(processes=2, tensor_parallel=2, mixed_adapters=True) or d["compute"].update(launcher="torchrun"),
+            "generate_dialogues.tensor_parallel",
+            "cannot be combined with mixed_adapters",
+        ),
+        (lambda d: d["generate_dialogues"].update(tensor_parallel=0), "generate_dialogues.tensor_parallel", "out of range"),
+        (
             lambda d: d["assess_personality"].update(questionnaires=["BFI", "NEO-FFI"]),
             "assess_personality.questionnaires[1]",
             "unknown questionnaire 'NEO-FFI'",

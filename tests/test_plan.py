@@ -164,16 +164,24 @@ def test_reasoning_model_spec_per_backend(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_the_plan_gives_wall_clock_hours_for_1_8_and_64_gpus() -> None:
     """paper_70b: on 1 GPU the 70B stages do not fit; on 8 and 64 the dialogue generation runs as data-parallel
-    shards of a 3-GPU replica (so it scales with the shard count) while single-process stages do not scale."""
+    shards of a 4-way tensor-parallel base (generate_dialogues.tensor_parallel, the fewest that hold the base's
+    share, its KV cache and a whole 8B expert per 80 GB GPU), so it scales with the GPUs, while single-process
+    stages do not scale. Without tensor parallelism the shards are 3-GPU device_map replicas at one GPU's speed."""
     p = plan.plan("paper_70b")
     est = {r["stage"]: r for r in p["estimates"]}
     wall = {n: {r["stage"]: r for r in rows} for n, rows in p["wall_clock"].items()}
-    assert set(wall) == {1, 8, 64}
-    assert wall[1]["generate_dialogues"]["hours"] is None and wall[1]["train_classifier"]["hours"] is not None
+    assert set(wall) == {1, 8, 64} and est["generate_dialogues"]["tp_needed"] == p["params"].generate_dialogues.tensor_parallel == 4
+    assert wall[1]["generate_dialogues"] == {"stage": "generate_dialogues", "layout": "needs 4 GPUs", "hours": None}
+    assert wall[1]["train_classifier"]["hours"] is not None
     g8, g64 = wall[8]["generate_dialogues"], wall[64]["generate_dialogues"]
-    assert g8["layout"].startswith("2 shard(s) x 3 GPU(s)") and g64["layout"].startswith("21 shard(s)")
-    assert g8["hours"] == pytest.approx(est["generate_dialogues"]["gpu_hours"] / 2, abs=0.01)
-    assert g64["hours"] == pytest.approx(est["generate_dialogues"]["gpu_hours"] / 21, abs=0.01)
+    assert g8["layout"] == "2 shard(s) x 4-way tensor parallel" and g64["layout"] == "16 shard(s) x 4-way tensor parallel"
+    assert g8["hours"] == pytest.approx(est["generate_dialogues"]["gpu_hours"] / (8 * plan.TP_EFFICIENCY), abs=0.01)
+    assert g64["hours"] == pytest.approx(est["generate_dialogues"]["gpu_hours"] / (64 * plan.TP_EFFICIENCY), abs=0.01)
+    p["params"].generate_dialogues.tensor_parallel = 1  # the device_map fallback: 3-GPU replicas, one GPU busy at a time
+    dm = {r["stage"]: r for r in plan.wall_clock(p["params"], p["estimates"], 8)}["generate_dialogues"]
+    assert dm["layout"] == "2 shard(s) x 3 GPU(s) (device_map)" and dm["hours"] == pytest.approx(est["generate_dialogues"]["gpu_hours"] / 2, abs=0.01)
+    p["params"].generate_dialogues.tensor_parallel = 2  # too few for the base: no hours
+    assert "< the 4 the base needs" in {r["stage"]: r for r in plan.wall_clock(p["params"], p["estimates"], 8)}["generate_dialogues"]["layout"]
     assert wall[64]["evaluate_reasoning"]["hours"] == wall[8]["evaluate_reasoning"]["hours"]  # one process either way
     text = plan.format_plan(p)
     assert "Wall-clock hours by GPU count" in text and "64 GPU(s) (8 node(s))" in text and "does not fit" in text

@@ -235,7 +235,8 @@ class GenerateDialoguesConfig:
     mixed_adapters: bool = False  # one PEFT model with mixed-adapter batches instead of merged expert copies
     prefix_reuse: bool = True  # prefill each shared prompt prefix once (a scenario's ten arms; the experts' instruction)
     prefix_cache_mb: PositiveInt = 1024  # prefixes kept across batches up to this size (on the model's device)
-    processes: PositiveInt = 1  # data-parallel processes on this node, started by compute.launcher (generation.shards)
+    processes: PositiveInt = 1  # processes on this node, started by compute.launcher (generation.shards)
+    tensor_parallel: PositiveInt = 1  # processes that split one base model (transformers' tp_plan); processes / this = shards
     seed: int = 42
 
     def check(self) -> list[Any]:
@@ -490,6 +491,17 @@ class Params:
             problems.append(("traits", "must name at least one trait"))
         if self.generate_dialogues.processes > 1 and self.compute.launcher == "none":
             problems.append(("generate_dialogues.processes", "more than one process needs compute.launcher: torchrun or accelerate"))
+        g = self.generate_dialogues
+        if g.tensor_parallel > 1:
+            if g.processes % g.tensor_parallel:
+                problems.append(("generate_dialogues.tensor_parallel", f"{g.tensor_parallel} does not divide processes={g.processes} "
+                                 "(each shard is tensor_parallel processes)"))  # fmt: skip
+            if g.mixed_adapters:
+                problems.append(("generate_dialogues.tensor_parallel", "cannot be combined with mixed_adapters (adapters on a split base)"))
+            if self.models.base.quantize:
+                problems.append(
+                    ("generate_dialogues.tensor_parallel", f"a quantized base (models.base.quantize={self.models.base.quantize}) is not split")
+                )
         from big5chat.data.loaders import instrument_names
         from big5chat.data.tables import DataError
 

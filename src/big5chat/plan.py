@@ -71,6 +71,16 @@ def kv_gb(a: Arch, tokens_in_flight: float, b: float = 2.0) -> float:
     return 2 * a.layers * a.kv_heads * a.head_dim * b * tokens_in_flight / 1e9
 
 
+def tensor_parallel_needed(base: Arch, expert: Arch, kv: float, bytes_per_param: float = 2.0) -> int | None:
+    """The fewest processes (one GPU each) the generation's base can be split over so that each GPU holds its share
+    of the base and of the KV cache plus a whole expert: a divisor of the key-value heads (transformers' plan
+    splits them evenly). None if even the most does not fit."""
+    for t in (d for d in range(1, base.kv_heads + 1) if base.kv_heads % d == 0):
+        if (bytes_per_param * base.params / 1e9 + kv) / t + bytes_per_param * expert.params / 1e9 <= GPU_MEMORY_GB * 0.9:
+            return t
+    return None
+
+
 def stage_estimates(params: Any) -> list[dict[str, Any]]:
     """One row per stage: model, tokens, memory (GB), GPU-hours, GPUs assumed."""
     base, enc = arch(params.models.base), arch(params.models.encoder)
@@ -116,8 +126,10 @@ def stage_estimates(params: Any) -> list[dict[str, Any]]:
         + decode_hours(base, gen_t, g.batch_size)
         + (n_models - 1) * decode_hours(expert_base, replies * g.max_new_tokens, g.batch_size)
     )
-    mem = 2 * (base.params + expert_base.params) / 1e9 + kv_gb(base, g.batch_size * (400 + g.max_new_tokens))
+    kv = kv_gb(base, g.batch_size * (400 + g.max_new_tokens))
+    mem = 2 * (base.params + expert_base.params) / 1e9 + kv
     row("generate_dialogues", "base + experts", base, prompt_t + gen_t, hours, mem, f"prefill 2NT + decode ({n_models} models)")
+    rows[-1]["tp_needed"] = tensor_parallel_needed(base, expert_base, kv)
     for name, p, pairs in (("train_sft", params.train_sft, 1), ("train_dpo", params.train_dpo, 2)):
         n = replies * (1 - p.val_size) if p.max_records is None else p.max_records
         t = n * 200 * pairs * p.epochs
@@ -186,18 +198,29 @@ def wall_clock(params: Any, estimates: list[dict[str, Any]], gpus: int) -> list[
     - a model needing g GPUs (the row's ``gpus``) is one replica of g GPUs; with the HF backend its layers are spread
       over them (``device_map``), one GPU busy at a time, so a replica runs at one GPU's speed; with vLLM
       (``backend: vllm``) it is tensor-parallel and runs at g x ``TP_EFFICIENCY``;
-    - generate_dialogues runs gpus // g replicas as data-parallel shards (``generation.shards``);
+    - generate_dialogues runs data-parallel shards (``generation.shards``): with ``tensor_parallel`` T > 1, gpus // T
+      shards of a T-way tensor-parallel base (T x ``TP_EFFICIENCY`` each; T below what the base needs is reported);
+      with T = 1, gpus // g shards of a ``device_map`` replica;
     - training runs on every GPU (accelerate: DDP or ZeRO-3) at ``TP_EFFICIENCY``;
     - the other stages run one replica.
     ``hours`` is None where the stage's model does not fit in ``gpus`` GPUs (unquantized)."""
     out = []
     for r in estimates:
         g, stage = r["gpus"], r["stage"]
-        if gpus < g:
+        tensor_parallel = stage in DATA_PARALLEL_GENERATION and params.generate_dialogues.tensor_parallel > 1
+        if gpus < g and not tensor_parallel:
             out.append({"stage": stage, "layout": f"needs {g} GPUs", "hours": None})
             continue
         if stage in TRAINING:
             speed, layout = (gpus * (TP_EFFICIENCY if gpus > 1 else 1.0)), f"{gpus} GPU(s), one training run"
+        elif tensor_parallel:
+            tp, need = params.generate_dialogues.tensor_parallel, r.get("tp_needed")
+            if need is None or tp < need or gpus < tp:
+                why = f"tensor_parallel {tp} < the {need} the base needs" if need is None or tp < need else f"needs {tp} GPUs"
+                out.append({"stage": stage, "layout": why, "hours": None})
+                continue
+            replicas = gpus // tp
+            speed, layout = replicas * tp * TP_EFFICIENCY, f"{replicas} shard(s) x {tp}-way tensor parallel"
         elif stage in DATA_PARALLEL_GENERATION:
             replicas = gpus // g
             speed, layout = float(replicas), f"{replicas} shard(s) x {g} GPU(s)" + (" (device_map)" if g > 1 else "")
@@ -257,7 +280,7 @@ def format_plan(p: dict[str, Any]) -> str:
 
     lines = [f"Profile {p['profile']}: params valid, {len(p['stages'])} stage commands render.", ""]
     lines += [f"  ! {w}" for w in p["warnings"]]
-    est = pd.DataFrame(p["estimates"])
+    est = pd.DataFrame(p["estimates"]).drop(columns=["tp_needed"], errors="ignore")  # the layout column says it
     lines += ["", est.to_string(index=False), "", f"total GPU-hours (H100): {est['gpu_hours'].sum():.1f}", ""]
     if p.get("wall_clock"):
         lines.append("Wall-clock hours by GPU count (80 GB GPUs, 8 per node; the layout is what the code runs, see plan.wall_clock):")

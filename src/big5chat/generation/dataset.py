@@ -22,6 +22,7 @@ from big5chat.generation import shards
 
 # The modules whose code decides the rows: a change to any of them starts a new checkpoint.
 GENERATION_MODULES = ("dialogues", "dexperts", "dialogue_prompts", "prefix_cache", "growing_cache")
+LAYOUT_PARAMS = ("processes", "tensor_parallel")
 
 
 @dataclass
@@ -53,8 +54,9 @@ class DatasetRun:
         for name in GENERATION_MODULES:
             module = importlib.import_module(f"big5chat.generation.{name}")
             code[module.__name__] = sha256_file(module.__file__)
-        # processes only splits the work (the rows do not depend on it): left out of the key
-        settings = {"params": {k: v for k, v in to_dict(g).items() if k != "processes"}, "traits": traits, "scenarios": sha256_file(scen_file), "code": code,
+        # processes and tensor_parallel only lay the work out: left out of the key (a relaunch with another layout
+        # resumes; tensor parallelism sums a layer's matmul in another order, so a bf16 greedy token may differ)
+        settings = {"params": {k: v for k, v in to_dict(g).items() if k not in LAYOUT_PARAMS}, "traits": traits, "scenarios": sha256_file(scen_file), "code": code,
                     "base": json.loads((models / "base" / "card.json").read_text())["files"],
                     "expert_base": json.loads((resolve_alias(models / "expert_base") / "card.json").read_text())["files"],
                     "experts": {t: fingerprint(models / "experts" / t) for t in traits}}  # fmt: skip
@@ -65,10 +67,16 @@ class DatasetRun:
         return cls(g, traits, scenarios, ckpt, turn0, turn1, models)
 
     @property
+    def shard_count(self) -> int:
+        """Data-parallel shards: the processes of a launch over the processes that hold one copy of the base."""
+        return self.g.processes // self.g.tensor_parallel
+
+    @property
     def jobs(self) -> list[dlg.Job]:
         return [j for b in self.turn0 + self.turn1 for j in b]
 
     def generator(self) -> dlg.DialogueGenerator:
+        """The models of this process (with ``tensor_parallel`` T > 1: its 1/T of the base, whole experts)."""
         from big5chat.generation.dexperts import Sampling, Steering
 
         g = self.g
@@ -77,12 +85,15 @@ class DatasetRun:
             steering=Steering(g.rule, g.alpha, g.warmup), sampling=Sampling(g.do_sample, g.temperature, g.top_p),
             max_new_tokens=g.max_new_tokens, turn0_max_new_tokens=g.turn0_max_new_tokens, seed=g.seed, mixed_adapters=g.mixed_adapters,
             expert_base_dir=self.models / "expert_base", prefix_reuse=g.prefix_reuse, prefix_cache_mb=g.prefix_cache_mb,
+            base_tensor_parallel=g.tensor_parallel,
         )  # fmt: skip
 
     def run(self, shard: shards.Shard | None = None, barrier: Callable[[], None] = lambda: None,
-            on_batch: Callable[[int], None] | None = None, before_load: Callable[[], None] | None = None) -> dict[str, Any]:  # fmt: skip
+            on_batch: Callable[[int], None] | None = None, before_load: Callable[[], None] | None = None,
+            poll_s: float = 10.0) -> dict[str, Any]:  # fmt: skip
         """This process's share of the work (all of it for one process); see ``shards.run_shard``. ``before_load``
-        runs before the models load, only when there is work left (a worker picks its GPU there)."""
+        runs before the models load, only when there is work left (a worker picks its GPU there); ``poll_s``: how
+        often a shard looks for the other shards' turn 0."""
         shard = shard or shards.Shard()
         stats: dict[str, Any] = {}
 
@@ -92,9 +103,12 @@ class DatasetRun:
             stats["generator"] = self.generator()
             return stats["generator"]
 
-        out = shards.run_shard(shard, self.checkpoint, self.turn0, self.turn1, make, barrier, on_batch)
+        out = shards.run_shard(shard, self.checkpoint, self.turn0, self.turn1, make, barrier, on_batch, poll_s)
         gen = stats.get("generator")
-        return out | {"prefix_reuse": gen.prefix_stats() if gen is not None else None}
+        from big5chat.models.loading import held_share
+
+        return out | {"prefix_reuse": gen.prefix_stats() if gen is not None else None,
+                      "base_share": round(held_share(gen.base), 4) if gen is not None else None}  # fmt: skip
 
     def finished(self, world: int) -> int:
         """Rows already in the checkpoint (in the ``world`` shards' checkpoints): what a rerun resumes from."""
@@ -126,27 +140,65 @@ def shard_stats(checkpoint: Path, world: int) -> dict[str, Any]:
     return total
 
 
-def worker_command(compute: Any) -> list[str]:
-    """``python -m big5chat generate-shard`` under the configured launcher, ``compute.num_processes`` processes."""
+@dataclass(frozen=True)
+class Launch:
+    """One ``python -m big5chat generate-shard`` launch: its command and what it adds to the environment."""
+
+    command: list[str]
+    env: dict[str, str]
+
+
+def launches(compute: Any, g: Any, tail: list[str] | None = None, gpus: int = 0) -> list[Launch]:
+    """The launches of this machine: one of ``g.processes`` processes under ``compute.launcher`` (each a shard);
+    with ``tensor_parallel`` T, processes / T torchrun launches of T processes (each a shard, told which by
+    ``BIG5CHAT_SHARD``), on disjoint blocks of the ``gpus`` visible GPUs (``CUDA_VISIBLE_DEVICES``). ``tail``: what
+    each process runs (default ``-m big5chat generate-shard``)."""
+    from dataclasses import replace
+
     from big5chat.launchers import launcher_command
 
-    return launcher_command(compute, ["-m", "big5chat", "generate-shard"])
+    tail = tail or ["-m", "big5chat", "generate-shard"]
+    if g.tensor_parallel == 1:
+        return [Launch(launcher_command(compute, tail), {})]
+    n = g.processes // g.tensor_parallel
+    if gpus and gpus < g.processes:
+        raise shards.ShardError(f"generate_dialogues.processes={g.processes} needs that many GPUs on this machine, {gpus} visible")
+    # a tensor-parallel group only needs its processes started: plain torchrun (accelerate's fixed port would clash)
+    one = launcher_command(replace(compute, launcher="torchrun", num_processes=g.tensor_parallel), tail)
+    out = []
+    for k in range(n):
+        env = {"BIG5CHAT_SHARD": str(k), "BIG5CHAT_SHARDS": str(n)}
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(k * g.tensor_parallel, (k + 1) * g.tensor_parallel))
+        out.append(Launch(one, env))
+    return out
 
 
-def launch(compute: Any) -> None:
-    """The workers of this machine, as one launch (non-zero exit raises); the stage merges their shards after."""
+def launch(compute: Any, g: Any) -> None:
+    """The workers of this machine, as one launch or one per tensor-parallel shard, run to the end (a failure
+    raises, naming the shard); the stage merges their shards after."""
+    import os
+
+    import torch
+
     from big5chat import paths
 
-    cmd = worker_command(compute)
-    print("launching:", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=paths.ROOT)
+    runs = launches(compute, g, gpus=torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    procs = []
+    for i, one in enumerate(runs):
+        print("launching:", " ".join(f"{k}={v}" for k, v in one.env.items()), " ".join(one.command), flush=True)
+        procs.append((i, subprocess.Popen(one.command, cwd=paths.ROOT, env={**os.environ, **one.env})))
+    failed = [(i, rc) for i, p in procs if (rc := p.wait())]
+    if failed:
+        raise RuntimeError(f"generate-shard launch(es) failed: {', '.join(f'shard {i} (exit {rc})' for i, rc in failed)}; "
+                           "run the stage again: finished batches are kept")  # fmt: skip
 
 
 def worker_main() -> int:
     """One process of a launch (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` from torchrun or accelerate): its share of
-    generate_dialogues, settings from params.yaml, then wait for the others. With several processes they meet at a
-    gloo barrier (on GPUs each process takes the GPU of its local rank)."""
-    import datetime
+    generate_dialogues, settings from params.yaml, then wait for the others of its launch. The processes of a
+    launch form a gloo group for the barriers (NCCL too for a tensor-parallel base on GPUs); on GPUs each process
+    takes the GPU of its local rank (``models.placement``)."""
     import os
 
     import torch
@@ -155,8 +207,9 @@ def worker_main() -> int:
     from big5chat import runtime as rt
 
     params = config.load_params()
-    shard = shards.Shard.from_env()
-    rt.setup(params.runtime.threads, seed=params.generate_dialogues.seed)
+    g = params.generate_dialogues
+    shard = shards.Shard.from_env(g.tensor_parallel)
+    rt.setup(params.runtime.threads, seed=g.seed)
 
     def pick_gpu() -> None:  # the first GPU of this process's block (models.placement); only a process with work needs one
         if torch.cuda.is_available():
@@ -165,16 +218,29 @@ def worker_main() -> int:
             local = (int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
             torch.cuda.set_device(process_gpus(*local, torch.cuda.device_count())[0])
 
+    barrier, close = process_group(shard)
+    run = DatasetRun.from_config(g, list(params.traits))
+    out = run.run(shard, barrier, before_load=pick_gpu)
+    if shard.writer:
+        stats_path(run.checkpoint, shard).write_text(json.dumps(out, default=str), encoding="utf-8")  # this launch's work
+        print(f"[big5chat] generate-shard {shard.rank}/{shard.world}: {out['rows']} rows in its checkpoint", file=sys.stderr)
+    close()
+    return 0
+
+
+def process_group(shard: shards.Shard) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(barrier, close) of this launch's processes: a gloo group whose barriers may wait for hours of generation;
+    with a tensor-parallel base on GPUs, NCCL carries its tensors (transformers builds the mesh over this group)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return (lambda: None), (lambda: None)
+    import datetime
+
+    import torch
     import torch.distributed as dist
 
-    barrier: Callable[[], None] = lambda: None  # noqa: E731
-    if shard.world > 1:
-        dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))  # a barrier may wait for hours of generation
-        barrier = dist.barrier
-    run = DatasetRun.from_config(params.generate_dialogues, list(params.traits))
-    out = run.run(shard, barrier, before_load=pick_gpu)
-    stats_path(run.checkpoint, shard).write_text(json.dumps(out, default=str), encoding="utf-8")  # this launch's work
-    print(f"[big5chat] generate-shard {shard.rank}/{shard.world}: {out['rows']} rows in its checkpoint", file=sys.stderr)
-    if shard.world > 1:
-        dist.destroy_process_group()
-    return 0
+    backend = "cpu:gloo,cuda:nccl" if shard.tp > 1 and torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend, timeout=datetime.timedelta(days=7))
+    waits = dist.new_group(backend="gloo", timeout=datetime.timedelta(days=7))
+    return (lambda: dist.barrier(group=waits)), dist.destroy_process_group

@@ -170,16 +170,19 @@ class DialogueGenerator:
     model, or one per level). With ``mixed_adapters`` the adapters are loaded into one PEFT model and rows run as
     mixed-adapter batches; otherwise each expert adapter is merged into its own copy of the base model when its
     trait's jobs start. With one expert per level a batch must hold one level: its expert writes that level and
-    the opposite level's expert is the anti-expert.
+    the opposite level's expert is the anti-expert. With ``base_tensor_parallel`` T > 1 the base is split over
+    the T processes of this launch (each gets the full logits) and every process holds whole experts.
     """
 
     def __init__(self, base_dir: Path, expert_dirs: dict[str, Path], scenarios: list[dict[str, Any]], *, dtype: str,
                  steering: Any, sampling: Any, max_new_tokens: int, turn0_max_new_tokens: int, seed: int,
                  mixed_adapters: bool = False, expert_base_dir: Path | None = None, prefix_reuse: bool = False,
-                 prefix_cache_mb: int = 1024):  # fmt: skip
+                 prefix_cache_mb: int = 1024, base_tensor_parallel: int = 1):  # fmt: skip
         from big5chat.models.loading import check_same_vocabulary, load_chat_model, load_tokenizer, resolve_alias
 
-        self.base, self.tok = load_chat_model(base_dir, dtype=dtype)
+        if base_tensor_parallel > 1 and mixed_adapters:
+            raise ValueError("generate_dialogues.mixed_adapters puts LoRA adapters on the base itself, which tensor_parallel splits: use one of them")
+        self.base, self.tok = load_chat_model(base_dir, dtype=dtype, tensor_parallel=base_tensor_parallel)
         self.base_dir, self.expert_dirs, self.dtype = base_dir, expert_dirs, dtype
         # The experts may come from a smaller model of the same family (the 70B profile: 8B experts).
         self.expert_base_dir = resolve_alias(expert_base_dir) if expert_base_dir else resolve_alias(base_dir)

@@ -145,12 +145,32 @@ def card_dtype(path: str | Path) -> str:
     return str(read_card(resolve_alias(path)).get("dtype") or "float32")
 
 
-def load_causal_lm(path: str | Path, *, dtype: str | None = None, device: str | None = None) -> Any:
+def tensor_parallel_kwargs(folder: Path, size: int) -> dict[str, Any]:
+    """from_pretrained arguments that split the model over the ``size`` processes of this launch (its whole
+    torch.distributed world): transformers' own tensor-parallel plan for the architecture, checked to split the
+    heads evenly."""
+    import torch.distributed as dist
+    from transformers.distributed.configuration_utils import DistributedConfig
+
+    world = dist.get_world_size() if dist.is_initialized() else int(os.environ.get("WORLD_SIZE", "1"))
+    if world != size:
+        raise ModelLoadError(f"{folder}: tensor parallel over {size} processes needs a launch of exactly {size} processes, this one has {world}")
+    cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    heads = {k: cfg[k] for k in ("num_attention_heads", "num_key_value_heads") if isinstance(cfg.get(k), int)}
+    uneven = {k: v for k, v in heads.items() if v % size}
+    if uneven:
+        raise ModelLoadError(f"{folder}: {', '.join(f'{k}={v}' for k, v in uneven.items())} cannot be split over "
+                             f"{size} tensor-parallel processes; use a divisor of {min(heads.values())}")  # fmt: skip
+    return {"distributed_config": DistributedConfig(tp_plan="auto", tp_size=size)}
+
+
+def load_causal_lm(path: str | Path, *, dtype: str | None = None, device: str | None = None, tensor_parallel: int = 1) -> Any:
     """A causal LM in eval mode, from safetensors only, on ``device`` (default: the stage's device), in ``dtype``
     (default: the card's, ``card_dtype``).
 
     A model whose card asks for quantization (``models.base.quantize``) is loaded 4- or 8-bit across the visible
-    GPUs; on a CPU that is refused with the reason.
+    GPUs; on a CPU that is refused with the reason. With ``tensor_parallel`` T > 1 (the T processes of a launch, which
+    all call this together) each process holds 1/T of every layer on its device and gets the full logits.
     """
     from transformers import AutoModelForCausalLM
 
@@ -158,6 +178,13 @@ def load_causal_lm(path: str | Path, *, dtype: str | None = None, device: str | 
     device = device or stage_device()
     dtype = dtype or card_dtype(p)
     quant = quantization_kwargs(read_card(p).get("quantize"), dtype, device)
+    if tensor_parallel > 1:
+        if quant:
+            raise ModelLoadError(f"{p}: a quantized model ({read_card(p).get('quantize')}) is not split tensor-parallel here; "
+                                 "use generate_dialogues.tensor_parallel: 1 or models.*.quantize: null")  # fmt: skip
+        model = AutoModelForCausalLM.from_pretrained(str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False,
+                                                     **tensor_parallel_kwargs(p, tensor_parallel))  # fmt: skip
+        return contiguous_lm_head_input(model).eval()
     placement = None
     if not quant and device == "cuda":  # one card if it fits, else this process's GPUs (models.placement), else an error
         from big5chat.models.placement import PlacementError, placement_for
@@ -175,6 +202,15 @@ def load_causal_lm(path: str | Path, *, dtype: str | None = None, device: str | 
     return contiguous_lm_head_input(model).eval()
 
 
+def held_share(model: Any) -> float:
+    """The share of a model's weights this process holds: 1.0 for a whole model, 1/T for one split T-way."""
+    total = held = 0
+    for p in model.parameters():
+        total += p.numel()
+        held += p.to_local().numel() if hasattr(p, "to_local") else p.numel()
+    return held / total if total else 1.0
+
+
 def load_encoder(path: str | Path, *, dtype: str = "float32", device: str | None = None) -> Any:
     """A bare encoder (no task head) in eval mode, from safetensors only."""
     from transformers import AutoModel
@@ -186,12 +222,17 @@ def load_encoder(path: str | Path, *, dtype: str = "float32", device: str | None
 
 
 def load_chat_model(
-    path: str | Path, *, dtype: str | None = None, padding_side: Literal["left", "right"] = "left", device: str | None = None
+    path: str | Path,
+    *,
+    dtype: str | None = None,
+    padding_side: Literal["left", "right"] = "left",
+    device: str | None = None,
+    tensor_parallel: int = 1,
 ) -> tuple[Any, Any]:
     """(model, tokenizer) of a chat LM: the tokenizer must have a chat template and a distinct pad token; ``dtype``
-    defaults to the card's."""
+    defaults to the card's; ``tensor_parallel`` as in ``load_causal_lm``."""
     tok = load_tokenizer(path, padding_side=padding_side, require_chat_template=True, causal=True)
-    return load_causal_lm(path, dtype=dtype, device=device), tok
+    return load_causal_lm(path, dtype=dtype, device=device, tensor_parallel=tensor_parallel), tok
 
 
 def check_same_vocabulary(tok_a: Any, tok_b: Any, what: str) -> None:
