@@ -182,6 +182,10 @@ def test_the_plan_gives_wall_clock_hours_for_1_8_and_64_gpus() -> None:
     assert dm["layout"] == "2 shard(s) x 3 GPU(s) (device_map)" and dm["hours"] == pytest.approx(est["generate_dialogues"]["gpu_hours"] / 2, abs=0.01)
     p["params"].generate_dialogues.tensor_parallel = 2  # too few for the base: no hours
     assert "< the 4 the base needs" in {r["stage"]: r for r in plan.wall_clock(p["params"], p["estimates"], 8)}["generate_dialogues"]["layout"]
-    assert wall[64]["evaluate_reasoning"]["hours"] == wall[8]["evaluate_reasoning"]["hours"]  # one process either way
+    r64 = wall[64]["evaluate_reasoning"]  # data-parallel units: 16 processes of a 3-GPU replica, 2 per 8-GPU node
+    assert r64["layout"] == "16 process(es) x 3 GPU(s) (device_map)"
+    assert r64["hours"] == pytest.approx(est["evaluate_reasoning"]["gpu_hours"] / 16, abs=0.01)
+    assert [plan.replicas_on(n, 3) for n in (1, 3, 8, 11, 64)] == [0, 1, 2, 3, 16]
+    assert wall[64]["assess_personality"]["hours"] == wall[8]["assess_personality"]["hours"]  # one process either way
     text = plan.format_plan(p)
     assert "Wall-clock hours by GPU count" in text and "64 GPU(s) (8 node(s))" in text and "does not fit" in text

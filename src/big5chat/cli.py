@@ -10,6 +10,8 @@ train-dpo --config RUN    one DPO run from a run file
 train-expert --config RUN one expert generator's run from a run file (train_experts; full FT under accelerate)
 generate-shard            one process's share of generate_dialogues (under torchrun/accelerate: RANK of WORLD_SIZE),
                           settings from params.yaml; the stage merges the shards (generation.shards)
+reason-shard              one process's share of evaluate_reasoning's units (under torchrun/accelerate), settings
+                          from params.yaml; the stage reads every unit back (reasoning.shards)
 sweep-figure PARAM METRIC a metric against a param across DVC experiments (reports/figures/sweeps/)
 steer-sweep-figure        method steer across DVC experiments: gap, trait-specific gap, reply accuracy, fluency and
                           reasoning against steer.multiplier (reports/figures/sweeps/steer.png; `make steer-sweep`)
@@ -26,6 +28,12 @@ from pathlib import Path
 
 def _cmd_generate_shard(args: argparse.Namespace) -> int:
     from big5chat.generation.dataset import worker_main
+
+    return worker_main()
+
+
+def _cmd_reason_shard(args: argparse.Namespace) -> int:
+    from big5chat.reasoning.shards import worker_main
 
     return worker_main()
 
@@ -193,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_plan)
     p = sub.add_parser("generate-shard", help="one process's share of generate_dialogues (under torchrun or accelerate)")
     p.set_defaults(func=_cmd_generate_shard)
+    p = sub.add_parser("reason-shard", help="one process's share of evaluate_reasoning's units (under torchrun or accelerate)")
+    p.set_defaults(func=_cmd_reason_shard)
     for name in ("train-sft", "train-dpo", "train-expert"):
         p = sub.add_parser(name, help=f"one {name[6:].upper()} run from a run file")
         p.add_argument("--config", required=True, type=Path)

@@ -443,6 +443,7 @@ class EvaluateReasoningConfig:
     backend: backends.Backend = (
         "hf_prefix"  # lm-eval's model: hf (HFLM), hf_prefix (HFLM, each shared context run once) or vllm (GPU machines with vllm)
     )
+    processes: PositiveInt = 1  # data-parallel processes on this node (compute.launcher), each every N-th unit (reasoning.shards)
 
     def check(self) -> list[Any]:
         problems: list[Any] = [
@@ -489,8 +490,9 @@ class Params:
             problems.append(("levels", f"must be exactly {list(LEVELS)} (in any order)"))
         if not self.traits:
             problems.append(("traits", "must name at least one trait"))
-        if self.generate_dialogues.processes > 1 and self.compute.launcher == "none":
-            problems.append(("generate_dialogues.processes", "more than one process needs compute.launcher: torchrun or accelerate"))
+        for section in ("generate_dialogues", "evaluate_reasoning"):
+            if getattr(self, section).processes > 1 and self.compute.launcher == "none":
+                problems.append((f"{section}.processes", "more than one process needs compute.launcher: torchrun or accelerate"))
         g = self.generate_dialogues
         if g.tensor_parallel > 1:
             if g.processes % g.tensor_parallel:

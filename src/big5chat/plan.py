@@ -181,13 +181,25 @@ def stage_estimates(params: Any) -> list[dict[str, Any]]:
     )
     row("evaluate_reasoning", params.models.base.name, base, t, gpu_hours(2 * base.params * t, UTIL_PREFILL), 2 * base.params / 1e9 * 1.2,
         f"{n_cells} cells x {items} items, scoring 2NT")  # fmt: skip
+    rows[-1]["units"] = n_cells * len(r.tasks)
     return rows
+
+
+GPUS_PER_NODE = 8
+
+
+def replicas_on(gpus: int, per_replica: int) -> int:
+    """Model replicas of ``per_replica`` GPUs that ``gpus`` GPUs hold when a replica stays within one node of
+    ``GPUS_PER_NODE`` (its GPUs are one process's block, or one tensor-parallel launch, on one machine)."""
+    whole, rest = divmod(gpus, GPUS_PER_NODE)
+    return whole * (GPUS_PER_NODE // per_replica) + rest // per_replica
 
 
 TP_EFFICIENCY = 0.8  # share of ideal speed-up a tensor-parallel model (vLLM) or a ZeRO-3/DDP training run keeps
 # Stages whose work is split over processes in the code: training (accelerate: DDP / ZeRO-3 over every GPU) and
 # the dialogue generation (generation.shards: one data-parallel shard per model replica).
 DATA_PARALLEL_GENERATION = {"generate_dialogues"}
+DATA_PARALLEL_UNITS = {"evaluate_reasoning"}  # reasoning.shards: processes each take every N-th cell x task unit
 TRAINING = {"train_classifier", "train_experts (all)", "train_sft", "train_dpo"}
 VLLM_STAGES = {"assess_personality", "evaluate_reasoning"}  # the stages with `backend: vllm` (a params section each)
 
@@ -198,9 +210,12 @@ def wall_clock(params: Any, estimates: list[dict[str, Any]], gpus: int) -> list[
     - a model needing g GPUs (the row's ``gpus``) is one replica of g GPUs; with the HF backend its layers are spread
       over them (``device_map``), one GPU busy at a time, so a replica runs at one GPU's speed; with vLLM
       (``backend: vllm``) it is tensor-parallel and runs at g x ``TP_EFFICIENCY``;
-    - generate_dialogues runs data-parallel shards (``generation.shards``): with ``tensor_parallel`` T > 1, gpus // T
-      shards of a T-way tensor-parallel base (T x ``TP_EFFICIENCY`` each; T below what the base needs is reported);
-      with T = 1, gpus // g shards of a ``device_map`` replica;
+    - replicas stay within a node (``replicas_on``: 2 replicas of 3 GPUs per 8-GPU node);
+    - generate_dialogues runs data-parallel shards (``generation.shards``): with ``tensor_parallel`` T > 1, one per
+      T GPUs of a T-way tensor-parallel base (T x ``TP_EFFICIENCY`` each; T below what the base needs is reported);
+      with T = 1, one per ``device_map`` replica;
+    - evaluate_reasoning (HF backends) runs one process per replica, each every N-th cell x task unit
+      (``reasoning.shards``), at most one per unit;
     - training runs on every GPU (accelerate: DDP or ZeRO-3) at ``TP_EFFICIENCY``;
     - the other stages run one replica.
     ``hours`` is None where the stage's model does not fit in ``gpus`` GPUs (unquantized)."""
@@ -219,11 +234,14 @@ def wall_clock(params: Any, estimates: list[dict[str, Any]], gpus: int) -> list[
                 why = f"tensor_parallel {tp} < the {need} the base needs" if need is None or tp < need else f"needs {tp} GPUs"
                 out.append({"stage": stage, "layout": why, "hours": None})
                 continue
-            replicas = gpus // tp
+            replicas = replicas_on(gpus, tp)
             speed, layout = replicas * tp * TP_EFFICIENCY, f"{replicas} shard(s) x {tp}-way tensor parallel"
         elif stage in DATA_PARALLEL_GENERATION:
-            replicas = gpus // g
+            replicas = replicas_on(gpus, g)
             speed, layout = float(replicas), f"{replicas} shard(s) x {g} GPU(s)" + (" (device_map)" if g > 1 else "")
+        elif stage in DATA_PARALLEL_UNITS and getattr(params, stage).backend != "vllm":
+            replicas = min(replicas_on(gpus, g), r["units"])
+            speed, layout = float(replicas), f"{replicas} process(es) x {g} GPU(s)" + (" (device_map)" if g > 1 else "")
         elif stage in VLLM_STAGES and getattr(params, stage).backend == "vllm":
             speed, layout = g * (TP_EFFICIENCY if g > 1 else 1.0), f"1 x {g} GPU(s), vLLM tensor parallel"
         else:
@@ -280,10 +298,10 @@ def format_plan(p: dict[str, Any]) -> str:
 
     lines = [f"Profile {p['profile']}: params valid, {len(p['stages'])} stage commands render.", ""]
     lines += [f"  ! {w}" for w in p["warnings"]]
-    est = pd.DataFrame(p["estimates"]).drop(columns=["tp_needed"], errors="ignore")  # the layout column says it
+    est = pd.DataFrame(p["estimates"]).drop(columns=["tp_needed", "units"], errors="ignore")  # the layout column says it
     lines += ["", est.to_string(index=False), "", f"total GPU-hours (H100): {est['gpu_hours'].sum():.1f}", ""]
     if p.get("wall_clock"):
-        lines.append("Wall-clock hours by GPU count (80 GB GPUs, 8 per node; the layout is what the code runs, see plan.wall_clock):")
+        lines.append(f"Wall-clock hours by GPU count (80 GB GPUs, {GPUS_PER_NODE} per node, a replica within one node; the layout is what the code runs, see plan.wall_clock):")
         table = pd.DataFrame({"stage": est["stage"]})
         for n, rows in p["wall_clock"].items():
             table[f"{n} GPU{'s' if n > 1 else ''}"] = [("-" if r["hours"] is None else f"{r['hours']:.2f}") for r in rows]
@@ -292,7 +310,7 @@ def format_plan(p: dict[str, Any]) -> str:
         for n, rows in p["wall_clock"].items():
             hours = [r["hours"] for r in rows]
             fits = all(h is not None for h in hours)
-            lines.append(f"  {n:>3} GPU(s) ({-(-n // 8)} node(s)): " + (f"{sum(hours):.1f} h in all" if fits else
+            lines.append(f"  {n:>3} GPU(s) ({-(-n // GPUS_PER_NODE)} node(s)): " + (f"{sum(hours):.1f} h in all" if fits else
                          f"does not fit: {', '.join(r['stage'] for r in rows if r['hours'] is None)} need more GPUs (or models.*.quantize)"))  # fmt: skip
         lines.append("")
     lines += [ln.strip() for ln in __doc__.split("Formulas", 1)[1].splitlines()[:14]]

@@ -64,6 +64,14 @@ def lm_spec(
     name, args = backends.lm_eval_model_args(backend, str(base_dir), adapter, dtype, batch_size)
     if name in backends.HF_BACKENDS:
         args["device"] = device  # vLLM places itself (CUDA_VISIBLE_DEVICES)
+        if device == "cuda":  # a model larger than one GPU: HFLM spreads it over this process's GPUs (models.placement)
+            from big5chat.models.loading import ModelLoadError
+            from big5chat.models.placement import PlacementError, placement_for
+
+            try:
+                args["parallelize"] = placement_for(base_dir, dtype).spread
+            except PlacementError as exc:
+                raise ModelLoadError(str(exc)) from None
     return name, args
 
 
@@ -103,6 +111,11 @@ def collect_env_info_once() -> None:
     evaluator.add_env_info = add_env_info
 
 
+def unit_key(cell: Cell, task: str) -> str:
+    """One unit of the grid: a cell's task (what a data-parallel process takes and a resumed run skips)."""
+    return f"{cell.method}__{cell.trait or 'none'}__{cell.level or 'none'}__{task}"
+
+
 def evaluate(
     cell_list: list[Cell],
     tasks: list[str],
@@ -120,12 +133,16 @@ def evaluate(
     vectors: Any = None,
     multiplier: float = 0.0,
     on_cell: Callable[[Cell, float], None] | None = None,
+    store: Any = None,
+    share: tuple[int, int] = (0, 1),
+    run_missing: bool = True,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any]]:
     """(one row per cell x task: score, stderr, n, seconds; per-item samples; versions and settings). Steer cells run
-    the base model with the trait vector (``vectors``, ``multiplier``) added for the cell's tasks and removed after."""
-    import time
-    from contextlib import nullcontext
-
+    the base model with the trait vector (``vectors``, ``multiplier``) added for the cell's tasks and removed after.
+    With ``store`` (``reasoning.shards.UnitStore``) each finished unit (a cell's task) is kept and a unit already
+    there is read, not rerun; a model is loaded only for a unit that runs. ``share`` (rank, processes): this process
+    takes every processes-th unit of the grid, from its rank (data parallel). ``run_missing=False`` only reads the
+    store (the merge after a data-parallel launch) and names a unit it lacks."""
     import lm_eval
 
     collect_env_info_once()
@@ -137,45 +154,40 @@ def evaluate(
     from big5chat.models.loading import stage_device
 
     device = stage_device() if backend in backends.HF_BACKENDS else None  # vLLM places itself (CUDA_VISIBLE_DEVICES)
-    for cell in cell_list:
+
+    def model_for(cell: Cell, messages: dict[str, int]) -> Any:
         key = cell.method if cell.method in adapters else "base"
         if key not in models:
             models.clear()  # one model in memory at a time
             lm_name, lm_args = lm_spec(backend, key, base_dir=base_dir, adapters=adapters, batch_size=batch_size, dtype=dtype, device=device)
-            with quiet_harness(harness_messages):
+            with quiet_harness(messages):
                 models[key] = make_lm(lm_name, lm_args, batch_size)
-        steering = spec(cell.method).model == "steered"
-        if steering and backend not in backends.HF_BACKENDS:
-            raise ValueError(f"steer runs on the HF backends (hf, hf_prefix), not {backend!r}: vLLM has no residual-stream hooks")
-        for task in tasks:
-            name = PROJECT_TASK.format(task=task)
-            start = time.perf_counter()
-            as_method = (
-                method_model(models[key].model, cell.method, cell.trait, cell.level, vectors=vectors, multiplier=multiplier)
-                if steering
-                else nullcontext()
-            )
-            with as_method, quiet_harness(harness_messages):
-                res = lm_eval.simple_evaluate(
-                    model=models[key], tasks=[name], task_manager=task_manager, limit=limits.get(task),
-                    apply_chat_template=apply_chat_template, system_instruction=cell.system_instruction,
-                    fewshot_as_multiturn=fewshot_as_multiturn, gen_kwargs={"max_gen_toks": max_gen_toks},
-                    log_samples=True, bootstrap_iters=100,
-                )  # fmt: skip
-            secs = time.perf_counter() - start
-            value, stderr = metric_value(res["results"][name], SPECS[task].metric)
-            wanted = SPECS[task].metric.split(",")[1] if "," in SPECS[task].metric else "none"
-            task_samples = [s for s in res["samples"][name] if s.get("filter", "none") == wanted]
-            n = len({s["doc_id"] for s in task_samples})
-            rows.append({"method": cell.method, "trait": cell.trait, "level": cell.level, "task": task, "score": value,
-                         "stderr": stderr, "n": n, "seconds": round(secs, 2), "items_per_s": round(n / secs, 3)})  # fmt: skip
-            versions[task] = res["versions"][name]
-            for s in task_samples:
-                samples.append({"method": cell.method, "trait": cell.trait, "level": cell.level, "task": task, "doc_id": s["doc_id"],
-                                "target": s.get("target"), "filtered_resps": s.get("filtered_resps"),
-                                **{m: s[m] for m in ("acc", "exact_match") if m in s}})  # fmt: skip
-            if on_cell:
-                on_cell(cell, secs)
+        return models[key]
+
+    if any(spec(c.method).model == "steered" for c in cell_list) and backend not in backends.HF_BACKENDS:
+        raise ValueError(f"steer runs on the HF backends (hf, hf_prefix), not {backend!r}: vLLM has no residual-stream hooks")
+    rank, processes = share
+    for cell, task in [(c, t) for c in cell_list for t in tasks][rank::processes]:
+        unit = store.get(unit_key(cell, task)) if store is not None else None
+        if unit is None and not run_missing:
+            raise ValueError(f"{unit_key(cell, task)} is in no process's results ({store.folder}): a process stopped early; "
+                             "run the stage again (finished units are kept)")  # fmt: skip
+        if unit is None:
+            messages: dict[str, int] = {}  # the unit's own (and its model load's): the same whether run or read back
+            unit = run_unit(model_for(cell, messages), cell, task, task_manager=task_manager, limit=limits.get(task),
+                            apply_chat_template=apply_chat_template, fewshot_as_multiturn=fewshot_as_multiturn, max_gen_toks=max_gen_toks,
+                            vectors=vectors, multiplier=multiplier, harness_messages=messages)  # fmt: skip
+            unit["messages"] = messages
+            unit = json.loads(json.dumps(unit))  # as the store keeps it (tuples as lists): a read unit equals a run one
+            if store is not None:
+                store.put(unit_key(cell, task), unit)
+        rows.append(unit["row"])
+        samples += unit["samples"]
+        versions[task] = unit["version"]
+        for line, n in unit["messages"].items():
+            harness_messages[line] = harness_messages.get(line, 0) + n
+        if on_cell:
+            on_cell(cell, unit["row"]["seconds"])
     meta = {"lm_eval_version": lm_eval.__version__, "backend": backend, "task_versions": versions, "apply_chat_template": apply_chat_template,
             "fewshot_as_multiturn": fewshot_as_multiturn, "max_gen_toks": max_gen_toks, "limits": limits,
             "system_instructions": {f"{c.method}:{c.trait}:{c.level}": c.system_instruction for c in cell_list},
@@ -183,6 +195,53 @@ def evaluate(
     if any(spec(c.method).model == "steered" for c in cell_list):
         meta["steer"] = {"multiplier": multiplier, "layers": vectors.layers if vectors is not None else None}
     return pd.DataFrame(rows), samples, meta
+
+
+def run_unit(
+    lm: Any,
+    cell: Cell,
+    task: str,
+    *,
+    task_manager: Any,
+    limit: int | None,
+    apply_chat_template: bool,
+    fewshot_as_multiturn: bool,
+    max_gen_toks: int,
+    vectors: Any,
+    multiplier: float,
+    harness_messages: dict[str, int],
+) -> dict[str, Any]:
+    """One cell's task through ``lm_eval.simple_evaluate``: {"row": score, stderr, n, seconds; "samples"; "version"}."""
+    import time
+    from contextlib import nullcontext
+
+    import lm_eval
+
+    name = PROJECT_TASK.format(task=task)
+    start = time.perf_counter()
+    as_method = (
+        method_model(lm.model, cell.method, cell.trait, cell.level, vectors=vectors, multiplier=multiplier)
+        if spec(cell.method).model == "steered"
+        else nullcontext()
+    )
+    with as_method, quiet_harness(harness_messages):
+        res = lm_eval.simple_evaluate(
+            model=lm, tasks=[name], task_manager=task_manager, limit=limit,
+            apply_chat_template=apply_chat_template, system_instruction=cell.system_instruction,
+            fewshot_as_multiturn=fewshot_as_multiturn, gen_kwargs={"max_gen_toks": max_gen_toks},
+            log_samples=True, bootstrap_iters=100,
+        )  # fmt: skip
+    secs = time.perf_counter() - start
+    value, stderr = metric_value(res["results"][name], SPECS[task].metric)
+    wanted = SPECS[task].metric.split(",")[1] if "," in SPECS[task].metric else "none"
+    task_samples = [s for s in res["samples"][name] if s.get("filter", "none") == wanted]
+    n = len({s["doc_id"] for s in task_samples})
+    row = {"method": cell.method, "trait": cell.trait, "level": cell.level, "task": task, "score": value,
+           "stderr": stderr, "n": n, "seconds": round(secs, 2), "items_per_s": round(n / secs, 3)}  # fmt: skip
+    kept = [{"method": cell.method, "trait": cell.trait, "level": cell.level, "task": task, "doc_id": s["doc_id"],
+             "target": s.get("target"), "filtered_resps": s.get("filtered_resps"),
+             **{m: s[m] for m in ("acc", "exact_match") if m in s}} for s in task_samples]  # fmt: skip
+    return {"row": row, "samples": kept, "version": res["versions"][name]}
 
 
 _PROGRESS = re.compile(r"\d+%\|")  # a tqdm bar's frame

@@ -109,6 +109,11 @@ def write_tasks(sources: dict[str, Any], out_dir: Path) -> dict[str, dict[str, A
     return written
 
 
+def task_files(task: str, out_dir: Path) -> list[Path]:
+    """What ``write_tasks`` wrote for ``task``: its YAML and, for a local source, its JSON lines."""
+    return [f for f in (out_dir / f"{PROJECT_TASK.format(task=task)}.yaml", out_dir / f"{task}.jsonl") if f.is_file()]
+
+
 def task_manager(out_dir: Path) -> Any:
     from lm_eval.tasks import TaskManager
 
