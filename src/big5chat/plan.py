@@ -301,7 +301,9 @@ def format_plan(p: dict[str, Any]) -> str:
     est = pd.DataFrame(p["estimates"]).drop(columns=["tp_needed", "units"], errors="ignore")  # the layout column says it
     lines += ["", est.to_string(index=False), "", f"total GPU-hours (H100): {est['gpu_hours'].sum():.1f}", ""]
     if p.get("wall_clock"):
-        lines.append(f"Wall-clock hours by GPU count (80 GB GPUs, {GPUS_PER_NODE} per node, a replica within one node; the layout is what the code runs, see plan.wall_clock):")
+        lines.append(
+            f"Wall-clock hours by GPU count (80 GB GPUs, {GPUS_PER_NODE} per node, a replica within one node; the layout is what the code runs, see plan.wall_clock):"
+        )
         table = pd.DataFrame({"stage": est["stage"]})
         for n, rows in p["wall_clock"].items():
             table[f"{n} GPU{'s' if n > 1 else ''}"] = [("-" if r["hours"] is None else f"{r['hours']:.2f}") for r in rows]
