@@ -181,13 +181,12 @@ def run_shard(
     barrier()  # this launch's shards have written their turn 0
     if gen is not None and remaining(shard, done, [turn1]):
         jobs0 = [j for b in turn0 for j in b]
-        if shard.tp == 1:  # every shard is a process of this launch and passed the barrier: a missing turn 0 is lost
-            lost = turn0_missing(base, shard.world, jobs0)
-            if lost:
-                raise ShardError(f"turn 0 of {len(lost)} scenarios is in no shard (e.g. {lost[0]!r}) although every process passed turn 0")
-        else:  # the other shards are other launches: wait for their turn 0
+        if shard.tp > 1:  # the other shards are other launches: wait for their turn 0
             wait_for_turn0(base, shard.world, jobs0, poll_s)
         everyone = load_shards(base, shard.world)
+        lost = [j.key for j in jobs0 if j.key not in everyone]  # every shard of this launch passed the barrier: lost, not late
+        if lost:
+            raise ShardError(f"turn 0 of {len(lost)} scenarios is in no shard (e.g. {lost[0]!r}) although every process passed turn 0")
         gen.turn0 = {j.original_index: everyone[j.key]["text"] for j in jobs0}
         run_batches(shard.take(turn1), done, gen.turn1_batch, ckpt, on_batch)
     barrier()  # the merge reads complete shards

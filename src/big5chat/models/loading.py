@@ -177,27 +177,27 @@ def load_causal_lm(path: str | Path, *, dtype: str | None = None, device: str | 
     p = check_model_dir(path)
     device = device or stage_device()
     dtype = dtype or card_dtype(p)
-    quant = quantization_kwargs(read_card(p).get("quantize"), dtype, device)
+    placing = quantization_kwargs(read_card(p).get("quantize"), dtype, device)
+    placement = None
+    # where the weights go: as quantization places them; split over this launch's processes (tensor parallel); on
+    # CUDA one card if it fits, else this process's GPUs (models.placement), else an error
     if tensor_parallel > 1:
-        if quant:
+        if placing:
             raise ModelLoadError(f"{p}: a quantized model ({read_card(p).get('quantize')}) is not split tensor-parallel here; "
                                  "use generate_dialogues.tensor_parallel: 1 or models.*.quantize: null")  # fmt: skip
-        model = AutoModelForCausalLM.from_pretrained(str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False,
-                                                     **tensor_parallel_kwargs(p, tensor_parallel))  # fmt: skip
-        return contiguous_lm_head_input(model).eval()
-    placement = None
-    if not quant and device == "cuda":  # one card if it fits, else this process's GPUs (models.placement), else an error
+        placing = tensor_parallel_kwargs(p, tensor_parallel)
+    elif not placing and device == "cuda":
         from big5chat.models.placement import PlacementError, placement_for
 
         try:
             placement = placement_for(p, dtype)
         except PlacementError as exc:
             raise ModelLoadError(str(exc)) from None
-        quant = placement.from_pretrained_kwargs()
-    model = AutoModelForCausalLM.from_pretrained(str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False, **quant)
+        placing = placement.from_pretrained_kwargs()
+    model = AutoModelForCausalLM.from_pretrained(str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False, **placing)
     if placement is not None and not placement.spread:
         model = model.to(f"cuda:{placement.gpus[0]}")
-    elif not quant and device not in ("cpu", "cuda"):
+    elif not placing and device not in ("cpu", "cuda"):
         model = model.to(device)
     return contiguous_lm_head_input(model).eval()
 
