@@ -14,7 +14,9 @@ PYTEST_ARGS ?=
 STEER_MULTIPLIERS ?= 0 0.1 0.2 0.3 0.5
 STEER_LAYERS ?= [10]
 # the sweep scores steer (and Direct, its multiplier-0 reference) only; the other methods do not depend on the multiplier
-STEER_SWEEP_ARGS ?= -S 'assess_personality.methods=[direct,steer]' -S 'evaluate_reasoning.methods=[direct,steer]'
+# (tests/test_steering.py validates these overrides against the default params)
+STEER_SWEEP_ARGS ?= -S 'assess_personality.methods=[direct,steer]' -S 'assess_personality.variant_methods=[direct]' \
+	-S 'behavioural_validity.methods=[direct,steer]' -S 'evaluate_reasoning.methods=[direct,steer]'
 
 # Stages and tests set these themselves too; exported here for anything else make runs.
 export OMP_WAIT_POLICY := PASSIVE
