@@ -166,14 +166,13 @@ def test_steer_sweep_rows_and_page_section() -> None:
 
 
 def test_the_steer_sweep_overrides_give_valid_params(tmp_path: Path) -> None:
-    """`make steer-sweep` runs `dvc exp run -S key=value ...` with the Makefile's STEER_SWEEP_ARGS: applied to the
-    default params those overrides must validate (a method list narrowed in one section only is refused)."""
+    """`make steer-sweep` runs `dvc exp run -S key=value ...` with the Makefile's STEER_SWEEP_ARGS: composed onto the
+    default params the way DVC composes them, those overrides must validate (a method list narrowed in one section
+    only is refused)."""
     import re
     import shlex
 
-    import yaml
-
-    from big5chat import paths
+    from big5chat import paths, profiles
     from big5chat.config import load_params
 
     makefile = (paths.ROOT / "Makefile").read_text(encoding="utf-8")
@@ -182,15 +181,6 @@ def test_the_steer_sweep_overrides_give_valid_params(tmp_path: Path) -> None:
     words = shlex.split(args.group(1).replace("\\\n", " "))
     overrides = [w for k, w in enumerate(words) if k and words[k - 1] == "-S"]
     assert len(overrides) == words.count("-S") >= 2
-    data = yaml.safe_load(paths.PARAMS_FILE.read_text(encoding="utf-8"))
-    for override in overrides + ["steer.multiplier=0.15", "steer.layers=[10]"]:
-        key, value = override.split("=", 1)
-        *parents, leaf = key.split(".")
-        node = data
-        for part in parents:
-            node = node[part]
-        assert leaf in node, f"{key}: not a params key"
-        node[leaf] = yaml.safe_load(value)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
-    params = load_params(tmp_path / "params.yaml", check_paths=False)
+    out = profiles.compose("default", [*overrides, "steer.multiplier=0.15", "steer.layers=[10]"], tmp_path / "params.yaml")
+    params = load_params(out, check_paths=False)
     assert params.assess_personality.methods == ["direct", "steer"] and params.steer.multiplier == 0.15
