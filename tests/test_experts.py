@@ -86,6 +86,28 @@ def test_two_sft_steps_log_a_loss_and_change_the_adapter(tiny_models: dict[str, 
     assert not (tmp_path / "expert.partial").exists()
 
 
+def test_the_model_loss_trainer_trains_like_trl(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """On CPU sft_train takes the loss from the model's own forward (faster here); in float32 it logs the same losses
+    and learns the same adapter as TRL's fused LM head."""
+    from safetensors.torch import load_file
+
+    from big5chat.config import LoraParams
+    from big5chat.training import sft_train
+
+    posts = _posts([(f"Tried a new recipe from a country I never visited, number {i}, and loved it", "high", 1.0) for i in range(6)])
+    chats = [to_chat(r) for r in build_expert_records(posts, "openness").records]
+    kw = dict(learning_rate=1e-2, epochs=1, batch_size=2, grad_accum=1, max_length=64, scheduler="constant", warmup_steps=0,
+              bf16=False, seed=0, lora=LoraParams(), max_steps=3)  # fmt: skip
+    runs = {flag: sft_train(tiny_models["base"], chats, tmp_path / str(flag), run_name=f"m{flag}", model_loss=flag, **kw) for flag in (True, False)}  # type: ignore[arg-type]
+    assert type(runs[True]["trainer"]).__name__ == "ModelLossSFTTrainer" and type(runs[False]["trainer"]).__name__ == "SFTTrainer"
+    losses = {flag: [r["loss"] for r in run["curve"].rows] for flag, run in runs.items()}
+    assert len(losses[True]) == 3 and losses[True][0] > 0
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+    ours, theirs = (load_file(str(tmp_path / str(flag) / "adapter_model.safetensors")) for flag in (True, False))
+    assert ours.keys() == theirs.keys() and all(torch.allclose(ours[k], theirs[k], atol=1e-5) for k in ours)
+    assert any(torch.count_nonzero(v) > 0 for k, v in ours.items() if "lora_B" in k)
+
+
 def test_loss_covers_only_the_completion(tiny_models: dict[str, Path]) -> None:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer

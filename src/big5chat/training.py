@@ -74,15 +74,21 @@ def sft_train(
     max_steps: int = -1,
     dtype: str | None = None,  # default: the model card's (models.base.dtype at prepare_models)
     eval_chats: list[dict[str, Any]] | None = None,
+    model_loss: bool | None = None,
 ) -> dict[str, Any]:
     """Supervised fine-tuning on prompt/completion chats (loss on the completion only) with TRL's SFTTrainer.
 
     ``lora`` (config.LoraParams) trains an adapter, None the full model. The adapter (or model) and the tokenizer
     are saved to ``out_dir`` by the main process; returns the loss curve, trainer metrics and, with
-    ``eval_chats``, the eval loss at the end.
+    ``eval_chats``, the eval loss at the end. ``model_loss`` (default: on CPU) takes the loss from the model's own
+    forward instead of TRL's fused LM head (``ModelLossSFTTrainer``).
     """
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
+
+    if model_loss is None:
+        model_loss = stage_device() == "cpu"
+    trainer_class = model_loss_sft_trainer() if model_loss else _trl_sft_trainer()
 
     from big5chat.models.loading import load_chat_model
 
@@ -93,7 +99,7 @@ def sft_train(
         max_length=max_length,
         completion_only_loss=True,
     )
-    trainer = SFTTrainer(
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(_chat_fields(chats, ("prompt", "completion"))),
@@ -103,6 +109,31 @@ def sft_train(
         callbacks=[curve],
     )
     return _train_and_save(trainer, tok, out_dir, curve, bool(eval_chats))
+
+
+def _trl_sft_trainer() -> type:
+    from trl import SFTTrainer
+
+    return SFTTrainer
+
+
+def model_loss_sft_trainer() -> type:
+    """TRL's SFTTrainer with the loss of the model's own forward (transformers' ``Trainer.compute_loss``).
+
+    TRL computes the SFT loss through a fused, tiled LM head, which saves GPU memory on large vocabularies. Without
+    Triton (on CPU) the head scores every position, prompt included, accumulates in float32 and recomputes the
+    logits in backward: here a LoRA step of the 135M model is 1.3x slower that way than with the model's own loss,
+    at the same loss (``bench/sft_loss.py``; ``tests/test_experts.py``). Only TRL's logged entropy and token accuracy
+    are lost; labels, completion masking and the data pipeline are TRL's.
+    """
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    class ModelLossSFTTrainer(SFTTrainer):  # type: ignore[misc]
+        def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    return ModelLossSFTTrainer
 
 
 def dpo_train(
