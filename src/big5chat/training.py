@@ -84,11 +84,11 @@ def sft_train(
     forward instead of TRL's fused LM head (``ModelLossSFTTrainer``).
     """
     from datasets import Dataset
-    from trl import SFTConfig
+    from trl import SFTConfig, SFTTrainer
 
     if model_loss is None:
         model_loss = stage_device() == "cpu"
-    trainer_class = model_loss_sft_trainer() if model_loss else _trl_sft_trainer()
+    trainer_class = model_loss_sft_trainer() if model_loss else SFTTrainer
 
     from big5chat.models.loading import load_chat_model
 
@@ -109,12 +109,6 @@ def sft_train(
         callbacks=[curve],
     )
     return _train_and_save(trainer, tok, out_dir, curve, bool(eval_chats))
-
-
-def _trl_sft_trainer() -> type:
-    from trl import SFTTrainer
-
-    return SFTTrainer
 
 
 def model_loss_sft_trainer() -> type:
