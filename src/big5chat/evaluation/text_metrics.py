@@ -49,10 +49,15 @@ def reply_stats(texts: Sequence[str]) -> dict[str, float]:
     }
 
 
+def level_hits(scores: Sequence[float], levels: Sequence[str], threshold: float = 0.5) -> np.ndarray:
+    """Per text, whether its classifier score puts it on the side of its target level (above the threshold = high)."""
+    return (np.asarray(scores, float) > threshold) == (np.asarray(levels) == "high")
+
+
 def level_accuracy(scores: Sequence[float], levels: Sequence[str], threshold: float = 0.5) -> float:
     """Share of replies whose classifier score puts them on the side of their target level."""
-    s, lv = np.asarray(scores, float), np.asarray(levels)
-    return float(np.mean((s > threshold) == (lv == "high"))) if len(s) else float("nan")
+    hits = level_hits(scores, levels, threshold)
+    return float(hits.mean()) if len(hits) else float("nan")
 
 
 def per_trait_accuracy(frame: Any, score_col: str = "score") -> dict[str, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from big5chat.evaluation.text_metrics import level_hits
 from big5chat.prompts import alpaca_query, expert_instruction
 
 
@@ -36,14 +37,9 @@ def completion_jobs(prefixes: list[str] | dict[str, list[str]], traits: list[str
     return pd.DataFrame(rows)
 
 
-def level_hit(score: pd.Series, level: pd.Series, threshold: float = 0.5) -> pd.Series:
-    """Whether the classifier's predicted level (score above the threshold = high) is the target level."""
-    return (score > threshold) == (level == "high")
-
-
 def accuracy_table(jobs: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
     """Share of target levels hit per trait and method, plus an 'overall' row (over all completions)."""
-    hits = pd.DataFrame({m: level_hit(jobs[f"{m}_score"], jobs["level"]) for m in methods})
+    hits = pd.DataFrame({m: level_hits(jobs[f"{m}_score"], jobs["level"]) for m in methods})
     hits["trait"] = jobs["trait"].to_numpy()
     table = hits.groupby("trait", sort=False)[methods].mean().reset_index()
     overall = {"trait": "overall", **{m: float(hits[m].mean()) for m in methods}}

@@ -29,6 +29,35 @@ def verdict(holds: bool, meaningful: bool, why_not: str) -> str:
     return "reproduced" if holds else "not reproduced"
 
 
+def paired_comparison(
+    a_name: str, a: float, b_name: str, b: float, sig: dict[str, Any] | None, shown: dict[str, str] | None = None
+) -> tuple[str, str]:
+    """(numbers, verdict) of "method a carries the target level better than b" on the same items.
+
+    ``sig`` is `evaluation.paired_tests.compare_methods(a_name, ..., b_name, ...)` where the stage recorded it: then
+    the numbers carry each accuracy's 95% interval and the exact McNemar p-value, and a lead counts only when that
+    p-value is below ``ALPHA``, besides being at least ``MIN_ACCURACY_DIFF``. ``shown``: display names of the methods.
+    """
+    from big5chat.evaluation.paired_tests import ALPHA
+
+    shown = shown or {}
+    if not sig:
+        nums = f"{shown.get(a_name, a_name)} {a:.1%} vs {shown.get(b_name, b_name)} {b:.1%}"
+        return nums, verdict(a > b, abs(a - b) >= MIN_ACCURACY_DIFF or a <= b, f"difference below {MIN_ACCURACY_DIFF:.0%}")
+
+    def with_ci(name: str, acc: float) -> str:
+        lo, hi = sig[name]["ci95"]
+        return f"{shown.get(name, name)} {acc:.1%} [{lo:.0%}, {hi:.0%}]"
+
+    p = sig["mcnemar_p"]
+    nums = f"{with_ci(a_name, a)} vs {with_ci(b_name, b)} (95% intervals); paired exact McNemar p = {p:.2g} over {sig['n']} items"
+    if a <= b:
+        return nums, verdict(False, True, "")
+    if a - b < MIN_ACCURACY_DIFF:
+        return nums, verdict(True, False, f"difference below {MIN_ACCURACY_DIFF:.0%}")
+    return nums, verdict(p < ALPHA, p < ALPHA, f"McNemar p = {p:.2g} >= {ALPHA} over {sig['n']} items: a lead this sample cannot tell from chance")
+
+
 def findings(m: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, str]]:
     """(paper's finding, this run's numbers, verdict) for the findings whose metrics exist."""
     out: list[tuple[str, str, str]] = []
@@ -40,14 +69,14 @@ def findings(m: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, str]]:
         e, p = ev["accuracy"]["overall"]["expert"], ev["accuracy"]["overall"]["prompting"]
         out.append((f"Expert generators beat prompting at writing a target trait level (paper: {stated['expert_accuracy']:.1%} vs "
                     f"{stated['prompting_accuracy']:.1%})",
-                    f"expert {e:.1%} vs prompting {p:.1%}",
-                    verdict(e > p, abs(e - p) >= MIN_ACCURACY_DIFF or e <= p, f"difference below {MIN_ACCURACY_DIFF:.0%}")))  # fmt: skip
+                    *paired_comparison("expert", e, "prompting", p, ev.get("significance"))))  # fmt: skip
     ed = m.get("eval_dialogues")
     if ed and "prompting" in ed:
         d, p = ed["dexperts_on_baseline_scenarios"]["overall"], ed["prompting"]["accuracy"]["overall"]
-        out.append(("DExperts replies carry the target level better than prompting alone",
-                    f"DExperts {d:.1%} vs prompting {p:.1%} on the same scenarios",
-                    verdict(d > p, abs(d - p) >= MIN_ACCURACY_DIFF or d <= p, f"difference below {MIN_ACCURACY_DIFF:.0%}")))  # fmt: skip
+        nums, v = paired_comparison(
+            "dexperts", d, "prompting", p, (ed.get("significance") or {}).get("dexperts_vs_prompting"), {"dexperts": "DExperts"}
+        )
+        out.append(("DExperts replies carry the target level better than prompting alone", f"{nums} (the same scenarios)", v))
     ap = m.get("assess_personality")
     if ap and ap.get("summary"):
         s = ap["summary"]
@@ -102,7 +131,8 @@ def steering_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
         fluent = (st.get("degenerate_rate") or 0.0) <= reference + MAX_EXTRA_DEGENERATE
         lines += [f"Steered free replies (the base model without the trait description, its trait vector x{st['multiplier']:g} in the residual",
                   f"stream; {st['n']} replies) carry the target level in **{acc:.1%}** of replies, judged by the classifier"
-                  + (f"; prompting on the same scenarios: {p_acc:.1%}." if p_acc is not None else "."),
+                  + (f"; prompting on the same scenarios: {p_acc:.1%}" if p_acc is not None else "")
+                  + (f" (paired exact McNemar p = {sig['mcnemar_p']:.2g})." if (sig := (ed.get("significance") or {}).get("steer_vs_prompting")) else "."),
                   f"Fluency: distinct-2 {st['distinct_2']:.2f}" + (f" (prompting {pr['distinct_2']:.2f})" if "distinct_2" in pr else "")
                   + f", degenerate (empty or looping) replies {st['degenerate_rate']:.0%}"
                   + (f" (prompting {pr['degenerate_rate']:.0%})" if "degenerate_rate" in pr else "") + ".",
