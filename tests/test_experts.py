@@ -186,9 +186,28 @@ def test_prefixes_come_from_posts_labelled_for_the_trait_half_per_level() -> Non
     posts = pd.DataFrame(rows)
     got = choose_prefixes(posts, "openness", 4, seed=0)
     assert len(got) == 4 and sum(p.startswith("high post") for p in got) == 2 and sum(p.startswith("low post") for p in got) == 2
+    assert all(level == p.split()[0] for p, level in got.items())  # each prefix knows the level of its post
     assert got == choose_prefixes(posts, "openness", 4, seed=0)
-    jobs = completion_jobs({"openness": got[:2], "neuroticism": ["x y"]}, ["openness", "neuroticism"])
-    assert len(jobs) == 2 * 2 + 2 and set(jobs[jobs["trait"] == "neuroticism"]["prefix"]) == {"x y"}
+    jobs = completion_jobs({"openness": got, "neuroticism": ["x y"]}, ["openness", "neuroticism"])
+    assert len(jobs) == 4 * 2 + 2 and set(jobs[jobs["trait"] == "neuroticism"]["prefix"]) == {"x y"}
+    o = jobs[jobs["trait"] == "openness"]
+    assert (o["prefix_level"] == o["prefix"].str.split().str[0]).all() and (jobs[jobs["trait"] == "neuroticism"]["prefix_level"] == "").all()
+
+
+def test_by_prefix_lean_splits_the_comparison_by_the_prefix_own_level() -> None:
+    """The study's protocol (a prefix completed at the level of its post) on one side, the turned-around prefixes on
+    the other; prefixes of unknown origin count in neither."""
+    from big5chat.experts.evaluation import by_prefix_lean
+
+    jobs = completion_jobs({"openness": {"hi one two": "high", "lo one two": "low"}, "neuroticism": ["x y"]}, ["openness", "neuroticism"])
+    # rows: O high (hi, lo), O low (hi, lo), N high (x y), N low (x y)
+    jobs["expert_score"] = [0.9, 0.8, 0.6, 0.2, 0.9, 0.1]  # O: all hit but (low, prefix hi); N never counts
+    jobs["prompting_score"] = [0.9, 0.1, 0.9, 0.1, 0.9, 0.1]  # follows the prefix: hits only where it leans right
+    got = by_prefix_lean(jobs, "expert", "prompting")
+    same, other = got["target_level"], got["other_level"]
+    assert same["n"] == 2 and same["expert"]["accuracy"] == 1.0 and same["prompting"]["accuracy"] == 1.0
+    assert other["n"] == 2 and other["expert"]["accuracy"] == 0.5 and other["prompting"]["accuracy"] == 0.0
+    assert other["expert_only"] == 1 and other["prompting_only"] == 0 and other["mcnemar_p"] == 1.0
 
 
 def test_training_loads_the_model_in_its_cards_dtype(tiny_models: dict[str, Path], tmp_path: Path) -> None:

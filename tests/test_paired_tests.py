@@ -57,3 +57,25 @@ def test_a_lead_counts_only_when_the_paired_test_shows_it() -> None:
     assert v.startswith("no effect at this scale (McNemar p = 0.2 >= 0.05 over 100 items")
     _, v = {row[0][:20]: row[1:] for row in page.findings(_metrics(0.50, 0.55, 0.4))}["Expert generators be"]
     assert v == "not reproduced"
+
+
+def test_the_study_protocol_row_reads_the_prefixes_of_the_target_level() -> None:
+    """With by_prefix_lean recorded, the page adds the study's protocol (prefixes from a post of the target level)
+    beside the stricter every-prefix check, with the turned-around half in its numbers."""
+    m = _metrics(0.67, 0.52, 0.024, n=200)
+
+    def side(e: float, p: float, mp: float) -> dict:
+        return {
+            "expert": {"accuracy": e, "ci95": [e - 0.1, e + 0.1]},
+            "prompting": {"accuracy": p, "ci95": [p - 0.1, p + 0.1]},
+            "n": 100,
+            "mcnemar_p": mp,
+        }
+
+    m["eval_experts"]["by_prefix_lean"] = {"target_level": side(0.74, 0.72, 0.8), "other_level": side(0.60, 0.32, 0.001)}
+    rows = {row[0][:20]: row for row in page.findings(m)}
+    assert "stricter than the study" in rows["Expert generators be"][0] and rows["Expert generators be"][2] == "reproduced"
+    f, nums, v = rows["... on prefixes from"]
+    assert "the study's protocol" in f and "expert 74.0% [64%, 84%] vs prompting 72.0%" in nums
+    assert "other level: expert 60.0% vs prompting 32.0%, McNemar p = 0.001" in nums
+    assert v.startswith("no effect at this scale (difference below")

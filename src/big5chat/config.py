@@ -208,9 +208,9 @@ class TrainExpertsConfig:
 class EvalExpertsConfig:
     """Experts vs a prompting-only baseline on held-out post prefixes, judged by the classifier."""
 
-    n_prefixes: PositiveInt = 10  # per trait: held-out posts labelled for it (half high, half low) whose first 5 words are completed
+    n_prefixes: PositiveInt = 20  # per trait: held-out posts labelled for it (half high, half low) whose first 5 words are completed
     max_new_tokens: PositiveInt = 32
-    batch_size: PositiveInt = 16
+    batch_size: PositiveInt = 20  # = n_prefixes: each adapter decodes its completions in one batch
     dtype: Literal["float32", "bfloat16"] = "bfloat16"  # of the experts' base (bf16 halves the CPU decoding time here)
     seed: int = 42
 

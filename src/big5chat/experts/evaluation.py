@@ -4,35 +4,40 @@ from __future__ import annotations
 
 import pandas as pd
 
+from big5chat.evaluation.paired_tests import compare_methods
 from big5chat.evaluation.text_metrics import level_hits
 from big5chat.prompts import alpaca_query, expert_instruction
 
 
-def choose_prefixes(posts: pd.DataFrame, trait: str, n: int, seed: int, split: str = "test") -> list[str]:
+def choose_prefixes(posts: pd.DataFrame, trait: str, n: int, seed: int, split: str = "test") -> dict[str, str]:
     """First-5-word prefixes of ``n`` posts of ``split`` labelled for ``trait``, half high and half low (seeded),
-    so that the prefixes themselves lean to neither level."""
+    so that the prefixes together lean to neither level: {prefix: the level of the post it comes from}."""
     from big5chat.experts.data import split_post
 
     rows = posts[(posts["split"] == split) & posts["message"].map(lambda m: split_post(m) is not None)]
-    out: list[str] = []
+    out: dict[str, str] = {}
     for k, level in enumerate(("high", "low")):
         pool = rows[rows[f"{trait}_level"] == level]
         want = (n + 1) // 2 if k == 0 else n // 2
         picked = pool.sample(n=min(want, len(pool)), random_state=seed)
-        out += [split_post(m)[0] for m in picked["message"]]  # type: ignore[index]
+        out |= {split_post(m)[0]: level for m in picked["message"]}  # type: ignore[index]
     return out
 
 
-def completion_jobs(prefixes: list[str] | dict[str, list[str]], traits: list[str]) -> pd.DataFrame:
+def completion_jobs(prefixes: list[str] | dict[str, list[str] | dict[str, str]], traits: list[str]) -> pd.DataFrame:
     """One row per (trait, level, prefix), with the chat the expert and the baseline both receive.
 
-    ``prefixes`` is one list for every trait, or {trait: its own prefixes} (posts labelled for that trait).
+    ``prefixes`` is one list for every trait, or {trait: its own prefixes} (posts labelled for that trait), each a
+    list or {prefix: the level of the post it comes from} (``choose_prefixes``); that level is the ``prefix_level``
+    column ("" when not known).
     """
     rows = []
     for t in traits:
+        mine = prefixes[t] if isinstance(prefixes, dict) else prefixes
+        origin = mine if isinstance(mine, dict) else {}
         for level in ("high", "low"):
-            for p in prefixes[t] if isinstance(prefixes, dict) else prefixes:
-                rows.append({"trait": t, "level": level, "prefix": p,
+            for p in mine:
+                rows.append({"trait": t, "level": level, "prefix": p, "prefix_level": origin.get(p, ""),
                              "conversation": [{"role": "user", "content": alpaca_query(expert_instruction(t, level), p)}]})  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -64,3 +69,18 @@ def paired_separation(jobs: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
             row[f"{m}_paired"] = float(((d > 0) + 0.5 * (d == 0)).mean()) if len(d) else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+PREFIX_LEANS = {"target_level": "the prefix comes from a post of the target level (the study's protocol)",
+                "other_level": "the prefix comes from a post of the other level: the method must turn the text around"}  # fmt: skip
+
+
+def by_prefix_lean(jobs: pd.DataFrame, a: str, b: str) -> dict[str, dict]:
+    """``compare_methods`` of ``a`` against ``b`` (hits of ``{m}_score`` at the target level) on each side of
+    ``PREFIX_LEANS``: the completions whose prefix comes from a post of the level they are asked for (the study's
+    expert-vs-baseline check) and those whose prefix comes from the other level. Rows without ``prefix_level``
+    count in neither."""
+    hits = {m: level_hits(jobs[f"{m}_score"], jobs["level"]) for m in (a, b)}
+    same = (jobs["prefix_level"] == jobs["level"]).to_numpy()
+    other = ((jobs["prefix_level"] != "") & ~same).to_numpy()
+    return {lean: compare_methods(a, hits[a][mask], b, hits[b][mask]) for lean, mask in (("target_level", same), ("other_level", other))}

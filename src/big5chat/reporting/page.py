@@ -50,12 +50,12 @@ def paired_comparison(
         return f"{shown.get(name, name)} {acc:.1%} [{lo:.0%}, {hi:.0%}]"
 
     p = sig["mcnemar_p"]
-    nums = f"{with_ci(a_name, a)} vs {with_ci(b_name, b)} (95% intervals); paired exact McNemar p = {p:.2g} over {sig['n']} items"
+    nums = f"{with_ci(a_name, a)} vs {with_ci(b_name, b)} (95% intervals); paired exact McNemar p = {p:.3g} over {sig['n']} items"
     if a <= b:
         return nums, verdict(False, True, "")
     if a - b < MIN_ACCURACY_DIFF:
         return nums, verdict(True, False, f"difference below {MIN_ACCURACY_DIFF:.0%}")
-    return nums, verdict(p < ALPHA, p < ALPHA, f"McNemar p = {p:.2g} >= {ALPHA} over {sig['n']} items: a lead this sample cannot tell from chance")
+    return nums, verdict(p < ALPHA, p < ALPHA, f"McNemar p = {p:.3g} >= {ALPHA} over {sig['n']} items: a lead this sample cannot tell from chance")
 
 
 def findings(m: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, str]]:
@@ -67,9 +67,18 @@ def findings(m: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, str]]:
 
         stated = paper_findings()
         e, p = ev["accuracy"]["overall"]["expert"], ev["accuracy"]["overall"]["prompting"]
-        out.append((f"Expert generators beat prompting at writing a target trait level (paper: {stated['expert_accuracy']:.1%} vs "
-                    f"{stated['prompting_accuracy']:.1%})",
+        paper = f"paper: {stated['expert_accuracy']:.1%} vs {stated['prompting_accuracy']:.1%}"
+        lean = ev.get("by_prefix_lean")
+        out.append((f"Expert generators beat prompting at writing a target trait level ({'every prefix completed at both levels, stricter than the study; ' if lean else ''}{paper})",
                     *paired_comparison("expert", e, "prompting", p, ev.get("significance"))))  # fmt: skip
+        if lean:  # the study's protocol: each prefix completed at the level of the post it comes from
+            same, other = lean["target_level"], lean["other_level"]
+            nums, v = paired_comparison("expert", same["expert"]["accuracy"], "prompting", same["prompting"]["accuracy"], same)
+            turned = (
+                f"expert {other['expert']['accuracy']:.1%} vs prompting {other['prompting']['accuracy']:.1%}, McNemar p = {other['mcnemar_p']:.3g}"
+            )
+            out.append((f"... on prefixes from a post of the target level, the study's protocol ({paper})",
+                        f"{nums}; on the prefixes from a post of the other level: {turned}", v))  # fmt: skip
     ed = m.get("eval_dialogues")
     if ed and "prompting" in ed:
         d, p = ed["dexperts_on_baseline_scenarios"]["overall"], ed["prompting"]["accuracy"]["overall"]
@@ -132,7 +141,7 @@ def steering_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
         lines += [f"Steered free replies (the base model without the trait description, its trait vector x{st['multiplier']:g} in the residual",
                   f"stream; {st['n']} replies) carry the target level in **{acc:.1%}** of replies, judged by the classifier"
                   + (f"; prompting on the same scenarios: {p_acc:.1%}" if p_acc is not None else "")
-                  + (f" (paired exact McNemar p = {sig['mcnemar_p']:.2g})." if (sig := (ed.get("significance") or {}).get("steer_vs_prompting")) else "."),
+                  + (f" (paired exact McNemar p = {sig['mcnemar_p']:.3g})." if (sig := (ed.get("significance") or {}).get("steer_vs_prompting")) else "."),
                   f"Fluency: distinct-2 {st['distinct_2']:.2f}" + (f" (prompting {pr['distinct_2']:.2f})" if "distinct_2" in pr else "")
                   + f", degenerate (empty or looping) replies {st['degenerate_rate']:.0%}"
                   + (f" (prompting {pr['degenerate_rate']:.0%})" if "degenerate_rate" in pr else "") + ".",
