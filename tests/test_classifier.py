@@ -68,6 +68,26 @@ def test_two_training_steps_log_a_loss_and_change_the_weights(tiny_models: dict[
     assert meta["pooling"] == "mean" and model.traits == TRAITS
 
 
+def test_frozen_layers_stay_as_pretrained_and_the_rest_trains(tiny_models: dict[str, Path]) -> None:
+    """frozen_layers = 1: the embeddings and the first layer keep their pretrained weights, the layers above and the
+    heads change; more layers than the encoder has is an error that names the count."""
+    rng = np.random.default_rng(0)
+    data = Examples([f"post number {i} about my day" for i in range(8)], rng.random((8, 5)))
+    pretrained = load_encoder(tiny_models["encoder"]).state_dict()
+    res = train(tiny_models["encoder"], data, None, traits=TRAITS, pooling="mean", dropout=0.0, max_length=16, batch_size=4,
+                epochs=1, learning_rate=1e-2, weight_decay=0.0, warmup_ratio=0.0, seed=0, frozen_layers=1)  # fmt: skip
+    after = res.model.encoder.state_dict()
+    frozen = [k for k in pretrained if k.startswith(("embeddings.", "encoder.layer.0."))]
+    trained = [k for k in pretrained if k.startswith("encoder.layer.1.") and k.endswith("weight")]
+    assert frozen and trained
+    assert all(torch.equal(pretrained[k], after[k]) for k in frozen)
+    assert all(not torch.equal(pretrained[k], after[k]) for k in trained)
+    n_layers = len(res.model.encoder.encoder.layer)
+    with pytest.raises(ValueError, match=f"the encoder has {n_layers} layers"):
+        train(tiny_models["encoder"], data, None, traits=TRAITS, pooling="mean", dropout=0.0, max_length=16, batch_size=4,
+              epochs=1, learning_rate=1e-2, weight_decay=0.0, warmup_ratio=0.0, seed=0, frozen_layers=n_layers + 1)  # fmt: skip
+
+
 def test_length_grouped_batches_are_seeded_and_hold_similar_lengths(tiny_models: dict[str, Path]) -> None:
     texts = [" ".join(["word"] * n) for n in (1, 30, 2, 29, 3, 28, 4, 27)]
     data = Examples(texts, np.full((8, 5), 0.5))

@@ -248,8 +248,10 @@ def _defaults_differing(cls: type, data: Any, prefix: str) -> list[str]:
             out.append(f"{key}: has a default but is not in configs/params.yaml")
             continue
         value = data[f.name]
-        if dataclasses.is_dataclass(default) and isinstance(value, dict):
-            out += _defaults_differing(type(default), value, key)
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):  # the instance's values (a factory may set some)
+            mine = to_dict(default)
+            out += [f"{key}.{k}: has a default but is not in configs/params.yaml" for k in mine if k not in value]
+            out += [f"{key}.{k}: dataclass default {v!r}, configs/params.yaml {value[k]!r}" for k, v in mine.items() if k in value and value[k] != v]
             continue
         if value != to_dict(default):
             out.append(f"{key}: dataclass default {to_dict(default)!r}, configs/params.yaml {value!r}")

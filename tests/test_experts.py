@@ -86,6 +86,29 @@ def test_two_sft_steps_log_a_loss_and_change_the_adapter(tiny_models: dict[str, 
     assert not (tmp_path / "expert.partial").exists()
 
 
+def test_lora_on_the_upper_share_adapts_only_the_top_layers(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """lora.upper_share = 0.5 on a 2-layer model: the saved adapter holds LoRA weights for the top layer only, and
+    training still moves them; a model without a layer count is an error that says so."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from big5chat.config import LoraParams
+    from big5chat.training import lora_config, sft_train
+
+    n_layers = json.loads((tiny_models["base"] / "config.json").read_text())["num_hidden_layers"]
+    assert n_layers == 2
+    posts = _posts([(f"I keep finding strange and wonderful ideas in book {i}", "high", 1.0) for i in range(4)])
+    chats = [to_chat(r) for r in build_expert_records(posts, "openness").records]
+    sft_train(tiny_models["base"], chats, tmp_path / "upper", learning_rate=1e-2, epochs=1, batch_size=2, grad_accum=1, max_length=64,
+              scheduler="constant", warmup_steps=0, bf16=False, seed=0, lora=LoraParams(upper_share=0.5), run_name="u", max_steps=2)  # fmt: skip
+    weights = load_file(str(tmp_path / "upper" / "adapter_model.safetensors"))
+    assert {int(k.split(".layers.")[1].split(".")[0]) for k in weights} == {1}
+    assert any(torch.count_nonzero(v) > 0 for k, v in weights.items() if "lora_B" in k)
+    with pytest.raises(ValueError, match="needs the model's decoder layer count"):
+        lora_config(LoraParams(upper_share=0.5), model=None)
+
+
 def test_the_model_loss_trainer_trains_like_trl(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     """On CPU sft_train takes the loss from the model's own forward (faster here); in float32 it logs the same losses
     and learns the same adapter as TRL's fused LM head."""

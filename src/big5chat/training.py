@@ -16,11 +16,24 @@ from big5chat.models.loading import stage_device
 CURVE_FIELDS = ("step", "epoch", "loss", "learning_rate", "grad_norm")
 
 
-def lora_config(p: Any, task_type: str = "CAUSAL_LM") -> Any:
-    """A peft LoraConfig from config.LoraParams."""
+def lora_config(p: Any, task_type: str = "CAUSAL_LM", model: Any = None) -> Any:
+    """A peft LoraConfig from config.LoraParams. ``p.upper_share`` < 1 adapts only the linear layers of the top
+    share of ``model``'s decoder layers, named one by one (PEFT takes no layer range with "all-linear")."""
+    import re
+
+    import torch
     from peft import LoraConfig
 
     targets: Any = "all-linear" if p.target_modules == "all-linear" else [m.strip() for m in p.target_modules.split(",") if m.strip()]
+    if getattr(p, "upper_share", 1.0) < 1.0:
+        n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+        if not n_layers:
+            raise ValueError(f"lora.upper_share = {p.upper_share} needs the model's decoder layer count (config.num_hidden_layers)")
+        first = n_layers - max(1, round(p.upper_share * n_layers))
+        layer_of = (re.search(r"\.layers\.(\d+)\.", name) for name, _ in model.named_modules())
+        targets = [name for (name, module), m in zip(model.named_modules(), layer_of)
+                   if isinstance(module, torch.nn.Linear) and m and int(m.group(1)) >= first
+                   and (targets == "all-linear" or name.rsplit(".", 1)[-1] in targets)]  # fmt: skip
     return LoraConfig(r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=targets, task_type=task_type)
 
 
@@ -105,7 +118,7 @@ def sft_train(
         train_dataset=Dataset.from_list(_chat_fields(chats, ("prompt", "completion"))),
         eval_dataset=Dataset.from_list(_chat_fields(eval_chats, ("prompt", "completion"))) if eval_chats else None,
         processing_class=tok,
-        peft_config=lora_config(lora) if lora is not None else None,
+        peft_config=lora_config(lora, model=model) if lora is not None else None,
         callbacks=[curve],
     )
     return _train_and_save(trainer, tok, out_dir, curve, bool(eval_chats))
@@ -175,7 +188,7 @@ def dpo_train(
         train_dataset=Dataset.from_list(_chat_fields(pairs, fields)),
         eval_dataset=Dataset.from_list(_chat_fields(eval_pairs, fields)) if eval_pairs else None,
         processing_class=tok,
-        peft_config=lora_config(lora),
+        peft_config=lora_config(lora, model=model),
         callbacks=[curve],
     )
     return _train_and_save(trainer, tok, out_dir, curve, bool(eval_pairs))

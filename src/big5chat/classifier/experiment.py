@@ -76,7 +76,7 @@ def fit_and_test(corpus: Corpus, train_mask: np.ndarray, test_mask: np.ndarray, 
     tr, va = train_val_masks(train_mask, c.val_size, c.seed)
     res = train(encoder_dir, corpus.examples(tr), corpus.examples(va), traits=corpus.traits, pooling=c.pooling, dropout=c.dropout,
                 max_length=c.max_length, batch_size=c.batch_size, epochs=c.epochs, learning_rate=c.learning_rate,
-                weight_decay=c.weight_decay, warmup_ratio=c.warmup_ratio, seed=c.seed, group_by_length=c.group_by_length,
+                weight_decay=c.weight_decay, warmup_ratio=c.warmup_ratio, seed=c.seed, group_by_length=c.group_by_length, frozen_layers=c.frozen_layers,
                 on_step=(curve.append if curve is not None else None))  # fmt: skip
     pred = predict(res, corpus.posts.loc[test_mask, "message"].tolist(), c)
     y = corpus.targets[test_mask]

@@ -62,6 +62,20 @@ class TraitClassifier(nn.Module):
         return torch.stack([self.heads[t](pooled) for t in self.traits], dim=-1)
 
 
+def freeze_lower_layers(encoder: nn.Module, n: int) -> None:
+    """Freeze the embeddings and the first ``n`` transformer layers of a BERT-style encoder (``embeddings``,
+    ``encoder.layer``); 0 freezes nothing. Backward then stops at layer ``n``: less compute per step."""
+    if n <= 0:
+        return
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if layers is None or not hasattr(encoder, "embeddings"):
+        raise ValueError(f"frozen_layers = {n}: {type(encoder).__name__} has no embeddings / encoder.layer to freeze")
+    if n > len(layers):
+        raise ValueError(f"frozen_layers = {n}, but the encoder has {len(layers)} layers")
+    for module in (encoder.embeddings, *layers[:n]):
+        module.requires_grad_(False)
+
+
 def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over traits of each trait's MSE; NaN targets (an unlabelled trait) are left out.
 

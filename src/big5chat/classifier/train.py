@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from big5chat.classifier.model import TraitClassifier, masked_mse
+from big5chat.classifier.model import TraitClassifier, freeze_lower_layers, masked_mse
 from big5chat.classifier.scoring import predict_with
 
 
@@ -69,6 +69,7 @@ def train(
     max_steps: int | None = None,
     on_step: Callable[[dict[str, float]], None] | None = None,
     group_by_length: bool = False,
+    frozen_layers: int = 0,
 ) -> TrainResult:
     """Train encoder + heads on (texts, cdf targets); keeps the epoch with the lowest validation loss.
 
@@ -84,6 +85,7 @@ def train(
     torch.manual_seed(seed)
     tok = load_tokenizer(encoder_dir)
     model = TraitClassifier(load_encoder(encoder_dir), traits, pooling, dropout)  # type: ignore[arg-type]
+    freeze_lower_layers(model.encoder, frozen_layers)
     device = model_device(model.encoder)
     model.to(device).train()
     enc = tok(train_data.texts, truncation=True, max_length=max_length)
