@@ -53,6 +53,8 @@ def test_a_lead_counts_only_when_the_paired_test_shows_it() -> None:
     found = {row[0][:20]: row[1:] for row in page.findings(_metrics(0.67, 0.52, 0.024))}
     nums, v = found["Expert generators be"]
     assert v == "reproduced" and "McNemar p = 0.024 over 100 items" in nums and "[57%, 77%]" in nums
+    nums, v = {row[0][:20]: row[1:] for row in page.findings(_metrics(0.68, 0.50, 0.0, n=200))}["Expert generators be"]
+    assert v == "reproduced" and "McNemar p < 0.0001 over 200 items" in nums  # the metrics round a tiny p to 0
     _, v = {row[0][:20]: row[1:] for row in page.findings(_metrics(0.60, 0.52, 0.2))}["Expert generators be"]
     assert v.startswith("no effect at this scale (McNemar p = 0.2 >= 0.05 over 100 items")
     _, v = {row[0][:20]: row[1:] for row in page.findings(_metrics(0.50, 0.55, 0.4))}["Expert generators be"]

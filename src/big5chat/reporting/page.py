@@ -29,6 +29,11 @@ def verdict(holds: bool, meaningful: bool, why_not: str) -> str:
     return "reproduced" if holds else "not reproduced"
 
 
+def p_text(p: float) -> str:
+    """A p-value as the page writes it after "p": "< 0.0001" where the metrics' 4-digit rounding left 0."""
+    return "< 0.0001" if p < 1e-4 else f"= {p:.3g}"
+
+
 def paired_comparison(
     a_name: str, a: float, b_name: str, b: float, sig: dict[str, Any] | None, shown: dict[str, str] | None = None
 ) -> tuple[str, str]:
@@ -50,12 +55,12 @@ def paired_comparison(
         return f"{shown.get(name, name)} {acc:.1%} [{lo:.0%}, {hi:.0%}]"
 
     p = sig["mcnemar_p"]
-    nums = f"{with_ci(a_name, a)} vs {with_ci(b_name, b)} (95% intervals); paired exact McNemar p = {p:.3g} over {sig['n']} items"
+    nums = f"{with_ci(a_name, a)} vs {with_ci(b_name, b)} (95% intervals); paired exact McNemar p {p_text(p)} over {sig['n']} items"
     if a <= b:
         return nums, verdict(False, True, "")
     if a - b < MIN_ACCURACY_DIFF:
         return nums, verdict(True, False, f"difference below {MIN_ACCURACY_DIFF:.0%}")
-    return nums, verdict(p < ALPHA, p < ALPHA, f"McNemar p = {p:.3g} >= {ALPHA} over {sig['n']} items: a lead this sample cannot tell from chance")
+    return nums, verdict(p < ALPHA, p < ALPHA, f"McNemar p {p_text(p)} >= {ALPHA} over {sig['n']} items: a lead this sample cannot tell from chance")
 
 
 def findings(m: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, str]]:
@@ -75,7 +80,7 @@ def findings(m: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, str]]:
             same, other = lean["target_level"], lean["other_level"]
             nums, v = paired_comparison("expert", same["expert"]["accuracy"], "prompting", same["prompting"]["accuracy"], same)
             turned = (
-                f"expert {other['expert']['accuracy']:.1%} vs prompting {other['prompting']['accuracy']:.1%}, McNemar p = {other['mcnemar_p']:.3g}"
+                f"expert {other['expert']['accuracy']:.1%} vs prompting {other['prompting']['accuracy']:.1%}, McNemar p {p_text(other['mcnemar_p'])}"
             )
             out.append((f"... on prefixes from a post of the target level, the study's protocol ({paper})",
                         f"{nums}; on the prefixes from a post of the other level: {turned}", v))  # fmt: skip
@@ -141,7 +146,7 @@ def steering_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
         lines += [f"Steered free replies (the base model without the trait description, its trait vector x{st['multiplier']:g} in the residual",
                   f"stream; {st['n']} replies) carry the target level in **{acc:.1%}** of replies, judged by the classifier"
                   + (f"; prompting on the same scenarios: {p_acc:.1%}" if p_acc is not None else "")
-                  + (f" (paired exact McNemar p = {sig['mcnemar_p']:.3g})." if (sig := (ed.get("significance") or {}).get("steer_vs_prompting")) else "."),
+                  + (f" (paired exact McNemar p {p_text(sig['mcnemar_p'])})." if (sig := (ed.get("significance") or {}).get("steer_vs_prompting")) else "."),
                   f"Fluency: distinct-2 {st['distinct_2']:.2f}" + (f" (prompting {pr['distinct_2']:.2f})" if "distinct_2" in pr else "")
                   + f", degenerate (empty or looping) replies {st['degenerate_rate']:.0%}"
                   + (f" (prompting {pr['degenerate_rate']:.0%})" if "degenerate_rate" in pr else "") + ".",
