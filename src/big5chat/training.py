@@ -29,11 +29,14 @@ def lora_config(p: Any, task_type: str = "CAUSAL_LM", model: Any = None) -> Any:
         n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
         if not n_layers:
             raise ValueError(f"lora.upper_share = {p.upper_share} needs the model's decoder layer count (config.num_hidden_layers)")
-        first = n_layers - max(1, round(p.upper_share * n_layers))
-        layer_of = (re.search(r"\.layers\.(\d+)\.", name) for name, _ in model.named_modules())
-        targets = [name for (name, module), m in zip(model.named_modules(), layer_of)
-                   if isinstance(module, torch.nn.Linear) and m and int(m.group(1)) >= first
-                   and (targets == "all-linear" or name.rsplit(".", 1)[-1] in targets)]  # fmt: skip
+        first, wanted = n_layers - max(1, round(p.upper_share * n_layers)), targets
+
+        def adapted(name: str, module: Any) -> bool:
+            layer = re.search(r"\.layers\.(\d+)\.", name)
+            kind_ok = wanted == "all-linear" or name.rsplit(".", 1)[-1] in wanted
+            return isinstance(module, torch.nn.Linear) and layer is not None and int(layer.group(1)) >= first and kind_ok
+
+        targets = [name for name, module in model.named_modules() if adapted(name, module)]
     return LoraConfig(r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=targets, task_type=task_type)
 
 
