@@ -20,7 +20,7 @@ TASKS = ["commonsense_qa", "piqa"]
 SCORES = ["method", "trait", "level", "task", "score", "stderr", "n"]  # the columns that are not timings
 
 
-def _run(models: Path, scratch: Path, **change: object) -> rs.ReasoningRun:
+def _run(models: Path, scratch: Path, write_tasks: bool = True, **change: object) -> rs.ReasoningRun:
     settings = {
         "methods": ["direct", "prompt_inst"],
         "tasks": TASKS,
@@ -32,7 +32,7 @@ def _run(models: Path, scratch: Path, **change: object) -> rs.ReasoningRun:
     }
     e = EvaluateReasoningConfig(**(settings | change))
     bench = {t: DataSource(path=f"data/sample/benchmarks/{t}.jsonl") for t in TASKS}
-    return rs.ReasoningRun.from_config(e, ["openness"], bench, SteerConfig(), models=models, scratch=scratch)
+    return rs.ReasoningRun.from_config(e, ["openness"], bench, SteerConfig(), models=models, scratch=scratch, write_tasks=write_tasks)
 
 
 @pytest.fixture()
@@ -72,19 +72,20 @@ from big5chat.reasoning.shards import detach_from_launch
 from test_reasoning_shards import _run
 rank, processes, _, _ = detach_from_launch()  # as reason-shard's worker_main
 assert "WORLD_SIZE" not in os.environ
-_run(Path(sys.argv[2]), Path(sys.argv[3])).run(share=(rank, processes))
+_run(Path(sys.argv[2]), Path(sys.argv[3]), write_tasks=False).run(share=(rank, processes))  # the stage wrote the task files
 """
 
 
 @pytest.mark.slow
 def test_two_torchrun_processes_write_the_units_of_one_process(models: Path, tmp_path: Path) -> None:
     single, _, _ = _run(models, tmp_path / "one").run()
+    two = _run(models, tmp_path / "two")  # writes the task files before any worker starts, as the stage does
     (tmp_path / "worker.py").write_text(_WORKER)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(tmp_path / "worker.py"),
            str(Path(__file__).parent), str(models), str(tmp_path / "two")]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    merged, _, _ = _run(models, tmp_path / "two").merged()
+    merged, _, _ = two.merged()
     assert merged[SCORES].equals(single[SCORES])
 
 
@@ -102,3 +103,11 @@ def test_the_store_is_keyed_by_what_decides_a_result_not_by_the_process_count(mo
     card["files"] = {"model.safetensors": "the sha256 of other weights"}
     (models / "base" / "card.json").write_text(json.dumps(card))
     assert _run(models, tmp_path).store.folder != base
+
+
+def test_a_worker_without_the_stages_task_files_names_them(models: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no lm-eval task file for commonsense_qa, piqa in .*lm_eval_tasks: the evaluate_reasoning stage"):
+        _run(models, tmp_path, write_tasks=False)
+    written = _run(models, tmp_path).store.folder  # the stage writes them; a worker then finds the same store
+    assert _run(models, tmp_path, write_tasks=False).store.folder == written
+    assert not list((tmp_path / "lm_eval_tasks").glob(".*partial"))

@@ -88,7 +88,9 @@ def shared_sources(tasks: list[str] | tuple[str, ...], root: Path | None = None)
 
 
 def write_tasks(sources: dict[str, Any], out_dir: Path) -> dict[str, dict[str, Any]]:
-    """Write a YAML (and, for local sources, the mapped JSON lines) per task; returns {task: record}."""
+    """Write a YAML (and, for local sources, the mapped JSON lines) per task, each atomically (a reader never
+    sees half a file); returns {task: record}."""
+    from big5chat import storage
     from big5chat.data.loaders import load_benchmark
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -101,10 +103,10 @@ def write_tasks(sources: dict[str, Any], out_dir: Path) -> dict[str, dict[str, A
         if getattr(source, "path", None):
             table = load_benchmark(task, source)
             data_file = out_dir / f"{task}.jsonl"
-            data_file.write_text("".join(json.dumps({k: v for k, v in r.items()}, ensure_ascii=False) + "\n" for r in table.rows), encoding="utf-8")
+            storage.write_text(data_file, "".join(json.dumps({k: v for k, v in r.items()}, ensure_ascii=False) + "\n" for r in table.rows))
             n = len(table)
         doc = task_yaml(task, source, data_file)
-        (out_dir / f"{PROJECT_TASK.format(task=task)}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        storage.write_text(out_dir / f"{PROJECT_TASK.format(task=task)}.yaml", yaml.safe_dump(doc, sort_keys=False))
         written[task] = {"task": doc["task"], "items": n, "source": source.describe() if hasattr(source, "describe") else str(source)}
     return written
 
