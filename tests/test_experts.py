@@ -220,13 +220,14 @@ def test_prefixes_come_from_posts_labelled_for_the_trait_half_per_level() -> Non
 def test_by_prefix_lean_splits_the_comparison_by_the_prefix_own_level() -> None:
     """The study's protocol (a prefix completed at the level of its post) on one side, the turned-around prefixes on
     the other; prefixes of unknown origin count in neither."""
+    from big5chat.evaluation.text_metrics import level_hits
     from big5chat.experts.evaluation import by_prefix_lean
 
     jobs = completion_jobs({"openness": {"hi one two": "high", "lo one two": "low"}, "neuroticism": ["x y"]}, ["openness", "neuroticism"])
     # rows: O high (hi, lo), O low (hi, lo), N high (x y), N low (x y)
     jobs["expert_score"] = [0.9, 0.8, 0.6, 0.2, 0.9, 0.1]  # O: all hit but (low, prefix hi); N never counts
     jobs["prompting_score"] = [0.9, 0.1, 0.9, 0.1, 0.9, 0.1]  # follows the prefix: hits only where it leans right
-    got = by_prefix_lean(jobs, "expert", "prompting")
+    got = by_prefix_lean(jobs, {m: level_hits(jobs[f"{m}_score"], jobs["level"]) for m in ("expert", "prompting")})
     same, other = got["target_level"], got["other_level"]
     assert same["n"] == 2 and same["expert"]["accuracy"] == 1.0 and same["prompting"]["accuracy"] == 1.0
     assert other["n"] == 2 and other["expert"]["accuracy"] == 0.5 and other["prompting"]["accuracy"] == 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from big5chat.evaluation.paired_tests import compare_methods
@@ -71,16 +72,16 @@ def paired_separation(jobs: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-PREFIX_LEANS = {"target_level": "the prefix comes from a post of the target level (the study's protocol)",
-                "other_level": "the prefix comes from a post of the other level: the method must turn the text around"}  # fmt: skip
+# The two sides of the comparison by the prefix's own level; the labels name them in the table and the figure.
+PREFIX_LEANS = {"target_level": "prefix from a post of the target level", "other_level": "prefix from a post of the other level"}
 
 
-def by_prefix_lean(jobs: pd.DataFrame, a: str, b: str) -> dict[str, dict]:
-    """``compare_methods`` of ``a`` against ``b`` (hits of ``{m}_score`` at the target level) on each side of
-    ``PREFIX_LEANS``: the completions whose prefix comes from a post of the level they are asked for (the study's
-    expert-vs-baseline check) and those whose prefix comes from the other level. Rows without ``prefix_level``
-    count in neither."""
-    hits = {m: level_hits(jobs[f"{m}_score"], jobs["level"]) for m in (a, b)}
+def by_prefix_lean(jobs: pd.DataFrame, hits: dict[str, np.ndarray]) -> dict[str, dict]:
+    """``compare_methods`` of the two methods of ``hits`` (each a hit per row of ``jobs``, ``level_hits``) on each
+    side of ``PREFIX_LEANS``: the completions whose prefix comes from a post of the level they are asked for (the
+    study's expert-vs-baseline check: its prefixes lean towards the target) and those whose prefix comes from the
+    other level, where a method must turn the text around. Rows without ``prefix_level`` count in neither."""
+    (a, hits_a), (b, hits_b) = hits.items()
     same = (jobs["prefix_level"] == jobs["level"]).to_numpy()
     other = ((jobs["prefix_level"] != "") & ~same).to_numpy()
-    return {lean: compare_methods(a, hits[a][mask], b, hits[b][mask]) for lean, mask in (("target_level", same), ("other_level", other))}
+    return {lean: compare_methods(a, hits_a[mask], b, hits_b[mask]) for lean, mask in (("target_level", same), ("other_level", other))}
