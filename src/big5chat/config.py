@@ -212,7 +212,9 @@ class EvalExpertsConfig:
 
     n_prefixes: PositiveInt = 20  # per trait: held-out posts labelled for it (half high, half low) whose first 5 words are completed
     max_new_tokens: PositiveInt = 32
-    batch_size: PositiveInt = 50  # the prompting baseline's batches (50: 1.3x faster than 20); each adapter's n_prefixes completions are one batch when <= this
+    batch_size: PositiveInt = (
+        50  # the prompting baseline's batches (50: 1.3x faster than 20); each adapter's n_prefixes completions are one batch when <= this
+    )
     dtype: Literal["float32", "bfloat16"] = "bfloat16"  # of the experts' base (bf16 halves the CPU decoding time here)
     seed: int = 42
 
@@ -224,7 +226,7 @@ class GenerateDialoguesConfig:
     source: Literal["generate", "released"] = "generate"
     released: Optional[DataSource] = None  # the released BIG5-CHAT CSV (local file or hub) when source = released
     released_per_arm: Optional[PositiveInt] = None  # keep this many rows per trait x level of the released CSV
-    n_scenarios: Optional[PositiveInt] = 14  # the first n prepared scenarios (None = all)
+    n_scenarios: Optional[PositiveInt] = 12  # the first n prepared scenarios (None = all)
     rule: Literal["study", "dexperts"] = "study"
     alpha: Annotated[float, Range(0.0)] = 0.5
     warmup: NonNegativeInt = 5
@@ -280,7 +282,7 @@ class TrainSftConfig:
     """One LoRA model for all traits on the dialogue dataset (PAPER.md 2.6)."""
 
     placement: Literal["user", "system"] = "user"  # where the trait instruction goes (the study: user turn)
-    lora: LoraParams = field(default_factory=LoraParams)
+    lora: LoraParams = field(default_factory=lambda: LoraParams(upper_share=0.5))  # the upper half, as the experts (time); the study: 1.0
     learning_rate: Annotated[float, Range(0.0, lo_strict=True)] = 2e-4
     epochs: Annotated[float, Range(0.0, lo_strict=True)] = 1.0
     max_steps: int = -1  # > 0 caps the steps (-1: as many as the epochs take)
@@ -338,7 +340,7 @@ class AssessPersonalityConfig:
     mode_agreement_items: NonNegativeInt = 1  # the first n items of each questionnaire also run in the other mode (0 = none)
     prompt_variants: list[str] = field(default_factory=lambda: ["study", "plain_item", "statement_first"])  # the first: every item's wording
     variant_methods: list[Method] = field(default_factory=lambda: ["direct", "prompt_inst"])  # the methods the other wordings are run for
-    variant_items: PositiveInt = 10  # the first n items of each questionnaire under the other wordings
+    variant_items: PositiveInt = 5  # the first n items of each questionnaire under the other wordings
     logprob_score: Literal["expected", "argmax"] = "expected"
     runs: PositiveInt = 5  # generation mode (the study: 5)
     temperature: Annotated[float, Range(0.0, lo_strict=True)] = 0.6
