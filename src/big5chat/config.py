@@ -212,9 +212,7 @@ class EvalExpertsConfig:
 
     n_prefixes: PositiveInt = 20  # per trait: held-out posts labelled for it (half high, half low) whose first 5 words are completed
     max_new_tokens: PositiveInt = 32
-    batch_size: PositiveInt = (
-        50  # the prompting baseline's batches (50: 1.3x faster than 20); each adapter's n_prefixes completions are one batch when <= this
-    )
+    batch_size: PositiveInt = 50  # the prompting baseline's batches (1.3x faster than 20); an adapter's completions: one batch
     dtype: Literal["float32", "bfloat16"] = "bfloat16"  # of the experts' base (bf16 halves the CPU decoding time here)
     seed: int = 42
 

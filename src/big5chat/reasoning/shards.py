@@ -83,7 +83,7 @@ class ReasoningRun:
         grid = cells(list(e.methods), conds)
         task_dir = scratch / "lm_eval_tasks"
         written = rt.write_tasks({t: benchmarks[t] for t in e.tasks}, task_dir) if write_tasks else {}
-        unwritten = [t for t in e.tasks if not (task_dir / f"{rt.PROJECT_TASK.format(task=t)}.yaml").is_file()]
+        unwritten = [t for t in e.tasks if not rt.task_yaml_file(t, task_dir).is_file()]
         if unwritten:
             raise FileNotFoundError(f"no lm-eval task file for {', '.join(unwritten)} in {task_dir}: the evaluate_reasoning stage "
                                     "writes them before it launches its processes")  # fmt: skip

@@ -106,14 +106,19 @@ def write_tasks(sources: dict[str, Any], out_dir: Path) -> dict[str, dict[str, A
             storage.write_text(data_file, "".join(json.dumps({k: v for k, v in r.items()}, ensure_ascii=False) + "\n" for r in table.rows))
             n = len(table)
         doc = task_yaml(task, source, data_file)
-        storage.write_text(out_dir / f"{PROJECT_TASK.format(task=task)}.yaml", yaml.safe_dump(doc, sort_keys=False))
+        storage.write_text(task_yaml_file(task, out_dir), yaml.safe_dump(doc, sort_keys=False))
         written[task] = {"task": doc["task"], "items": n, "source": source.describe() if hasattr(source, "describe") else str(source)}
     return written
 
 
+def task_yaml_file(task: str, out_dir: Path) -> Path:
+    """Where ``write_tasks`` writes ``task``'s lm-eval YAML."""
+    return out_dir / f"{PROJECT_TASK.format(task=task)}.yaml"
+
+
 def task_files(task: str, out_dir: Path) -> list[Path]:
     """What ``write_tasks`` wrote for ``task``: its YAML and, for a local source, its JSON lines."""
-    return [f for f in (out_dir / f"{PROJECT_TASK.format(task=task)}.yaml", out_dir / f"{task}.jsonl") if f.is_file()]
+    return [f for f in (task_yaml_file(task, out_dir), out_dir / f"{task}.jsonl") if f.is_file()]
 
 
 def task_manager(out_dir: Path) -> Any:
