@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 
 from big5chat import config, paths, storage  # noqa: E402
 from big5chat.experts.data import build_expert_records, to_chat  # noqa: E402
-from big5chat.training import sft_train  # noqa: E402
+from big5chat.training import sft_train, trl_config  # noqa: E402
 
 
 def main() -> int:
@@ -35,10 +35,10 @@ def main() -> int:
     chats = [to_chat(r) for r in built.records if r["level"] == "high"]
     runs = {}
     for name, model_loss in (("TRL fused LM head", False), ("model's own loss", True)):
-        run = sft_train(paths.MODELS / "expert_base", chats, paths.SCRATCH / "bench" / "sft_loss" / str(model_loss), learning_rate=e.learning_rate,
-                        epochs=e.epochs, batch_size=args.batch_size, grad_accum=1, max_length=e.max_length, scheduler=e.scheduler,
-                        warmup_steps=e.warmup_steps, bf16=e.bf16, seed=e.seed, lora=e.lora, run_name=f"bench_sft_loss_{model_loss}",
-                        max_steps=args.steps, model_loss=model_loss)  # fmt: skip
+        trl_args = trl_config("sft", e, f"bench_sft_loss_{model_loss}", per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1,
+                              max_steps=args.steps)  # fmt: skip
+        run = sft_train(paths.MODELS / "expert_base", chats, paths.SCRATCH / "bench" / "sft_loss" / str(model_loss), trl_args, lora=e.lora,
+                        model_loss=model_loss)  # fmt: skip
         runs[name] = {"samples_per_s": run["metrics"]["train_samples_per_second"], "losses": [r["loss"] for r in run["curve"].rows]}
     trl_rate = runs["TRL fused LM head"]["samples_per_s"]
     gap = max(abs(a - b) for a, b in zip(*(r["losses"] for r in runs.values())))

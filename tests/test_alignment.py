@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from big5chat.alignment.data import dpo_pairs, prompt_messages, sft_records, strip_actions, subsample
-from big5chat.config import TrainDpoConfig, TrainSftConfig
-from big5chat.strict import to_dict
+from big5chat.config import ConfigError, TrainDpoConfig, TrainSftConfig, to_dict
 
 INSTR = "You are a helpful assistant with the following Big Five personality traits: Openness - high"
 
@@ -91,7 +90,7 @@ def _params(cls, **over):  # type: ignore[no-untyped-def]
 
 def _run_file(tmp: Path, kind: str, model: Path, records: list[dict], params: dict) -> Path:
     from big5chat import storage
-    from big5chat.alignment.run import RunFile, write_run_file
+    from big5chat.training_run import RunFile, write_run_file
 
     storage.write_jsonl(tmp / "train.jsonl", records)
     storage.write_jsonl(tmp / "eval.jsonl", records[:2])
@@ -118,7 +117,7 @@ def _dialogues() -> pd.DataFrame:
 
 @pytest.mark.parametrize("kind", ["sft", "dpo"])
 def test_two_steps_log_a_loss_and_change_the_adapter(kind: str, tiny_models: dict[str, Path], tmp_path: Path) -> None:
-    from big5chat.alignment.run import execute
+    from big5chat.training_run import execute
 
     built = (sft_records if kind == "sft" else dpo_pairs)(_dialogues(), val_size=0.25, seed=0)
     run = _run_file(tmp_path, kind, tiny_models["base"], built.train, _params(TrainSftConfig if kind == "sft" else TrainDpoConfig))
@@ -146,8 +145,8 @@ def test_two_cpu_processes_match_one(tiny_models: dict[str, Path], tmp_path: Pat
         batch_size=4, max_steps=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=96, bf16=False)))  # fmt: skip
     multi = _run_file(multi_dir, "sft", tiny_models["base"], built.train, to_dict(TrainSftConfig(
         batch_size=2, max_steps=2, learning_rate=5e-3, warmup_steps=0, scheduler="constant", max_length=96, bf16=False)))  # fmt: skip
-    from big5chat.alignment.run import execute, launch_command
     from big5chat.config import ComputeConfig
+    from big5chat.training_run import execute, launch_command
 
     execute(single)
     cmd = launch_command(multi, ComputeConfig(launcher="torchrun", num_processes=2), "sft")
@@ -159,10 +158,11 @@ def test_two_cpu_processes_match_one(tiny_models: dict[str, Path], tmp_path: Pat
 
 
 def test_expert_run_file_full_fine_tune_changes_every_weight_it_trains(tiny_models: dict[str, Path], tmp_path: Path) -> None:
-    """train_experts goes through the same run file (so `accelerate launch` can run the study's full fine-tune)."""
+    """train_experts goes through the same run file and `python -m big5chat train-expert` (so `accelerate launch`
+    can run the study's full fine-tune)."""
     from safetensors.torch import load_file
 
-    from big5chat.alignment.run import execute
+    from big5chat.cli import main
     from big5chat.config import TrainExpertsConfig
     from big5chat.experts.data import to_chat
 
@@ -174,11 +174,69 @@ def test_expert_run_file_full_fine_tune_changes_every_weight_it_trains(tiny_mode
         )
     )
     run = _run_file(tmp_path, "expert", tiny_models["base"], [to_chat(r) for r in records], params)
-    result = execute(run)
-    assert result["steps"] == 3
+    assert main(["train-sft", "--config", str(run)]) == 2, "the command must match the run file's kind"
+    assert main(["train-expert", "--config", str(run)]) == 0
+    assert json.loads((tmp_path / "result.json").read_text())["steps"] == 3
     out = tmp_path / "adapter"
     assert not (out / "adapter_config.json").exists(), "method=full writes a whole model, not an adapter"
     before = load_file(str(next(tiny_models["base"].glob("*.safetensors"))))
     after = load_file(str(next(out.glob("*.safetensors"))))
     changed = [k for k in before if k in after and not torch.equal(before[k].float(), after[k].float())]
     assert len(changed) > len(before) // 2
+    assert json.loads((out / "train_config.json").read_text())["method"] == "full"
+
+
+def _training_arguments_before(p, run_name: str) -> dict:  # type: ignore[no-untyped-def]
+    """What training._common_args and sft_train/dpo_train gave TRL field by field before the params went through
+    training.trl_config: the adapters stay the same only if TRL's config stays the same."""
+    from big5chat.training import scratch_dir
+
+    return dict(output_dir=str(scratch_dir(run_name)), per_device_train_batch_size=p.batch_size, gradient_accumulation_steps=p.grad_accum,
+                num_train_epochs=p.epochs, max_steps=getattr(p, "max_steps", -1), learning_rate=p.learning_rate, lr_scheduler_type=p.scheduler,
+                warmup_steps=p.warmup_steps, logging_steps=1, save_strategy="no", report_to=[], bf16=p.bf16, use_cpu=True,
+                gradient_checkpointing=False, seed=p.seed, data_seed=p.seed, dataloader_num_workers=0, disable_tqdm=False, eval_strategy="no",
+                max_length=p.max_length)  # fmt: skip
+
+
+_CUSTOM = dict(learning_rate=3e-4, epochs=1.5, batch_size=3, grad_accum=2, max_length=77, scheduler="linear", warmup_steps=3, bf16=False, seed=5)
+
+
+@pytest.mark.parametrize("custom", [False, True], ids=["defaults", "custom"])
+@pytest.mark.parametrize("kind", ["sft", "dpo", "expert"])
+def test_trl_config_is_the_training_arguments_of_before(kind: str, custom: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trl import DPOConfig, SFTConfig
+
+    from big5chat.config import TrainExpertsConfig
+    from big5chat.training import trl_config
+
+    monkeypatch.setenv("BIG5CHAT_DEVICE", "cpu")
+    cls = {"sft": TrainSftConfig, "dpo": TrainDpoConfig, "expert": TrainExpertsConfig}[kind]
+    p = cls(**_CUSTOM, **({"max_steps": 7} if kind != "expert" else {})) if custom else cls()  # type: ignore[arg-type]
+    before = _training_arguments_before(p, f"test_trl_config_{kind}")
+    expected = DPOConfig(**before, beta=p.beta, loss_type=[p.loss_type]) if kind == "dpo" else SFTConfig(**before, completion_only_loss=True)
+    trl_kind = "dpo" if kind == "dpo" else "sft"
+    got = trl_config(trl_kind, p, f"test_trl_config_{kind}")
+    assert type(got) is type(expected) and got.to_dict() == expected.to_dict()
+    assert trl_config(trl_kind, p, f"test_trl_config_{kind}", per_device_train_batch_size=2).per_device_train_batch_size == 2, (
+        "overrides: TRL's fields"
+    )
+
+
+def test_run_file_errors_name_the_bad_key(tmp_path: Path) -> None:
+    from big5chat.training_run import RunFile, execute, read_run_file, write_run_file
+
+    fields = dict(model_dir="m", out_dir="o", train_file="t", eval_file="e", curve_file="c", result_file="r")
+    good = write_run_file(tmp_path / "good.json", RunFile(kind="sft", params={}, **fields))
+    assert read_run_file(good) == RunFile(kind="sft", params={}, **fields)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"kind": "ppo", "params": {}, "epochs": 3, **{k: v for k, v in fields.items() if k != "curve_file"}}))
+    with pytest.raises(ConfigError) as exc:
+        read_run_file(bad)
+    problems = exc.value.problems
+    assert any(p.startswith("kind: ") and "'ppo'" in p for p in problems), problems
+    assert "curve_file: missing key" in problems and any(p.startswith("epochs: unknown key") for p in problems)
+    assert str(bad) in str(exc.value)
+    wrong_params = write_run_file(tmp_path / "params.json", RunFile(kind="dpo", params={"beta": "high"}, **fields))
+    with pytest.raises(ConfigError, match=r"train_dpo\.beta") as exc:
+        execute(wrong_params)
+    assert "params.json: params" in str(exc.value)

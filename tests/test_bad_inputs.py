@@ -1,4 +1,4 @@
-"""The bad-input matrix (README "Troubleshooting"): every input a user can get wrong is named by the check that
+"""The bad-input matrix (docs/troubleshooting.md): every input a user can get wrong is named by the check that
 `make repro` runs before `dvc repro` (`python -m big5chat validate`), and nothing already produced is touched.
 
 Each case edits a copy of the project, runs the check, and compares every file under data/ and reports/ before and

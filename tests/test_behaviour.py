@@ -72,19 +72,25 @@ def test_judged_accuracy_with_wilson_intervals() -> None:
     sep = bv.separation_table(j).set_index("method")  # pairs: openness 0.8 - 0.6, extraversion 0.9 - 0.2
     assert sep.loc["sft", "diff"] == pytest.approx(0.45) and sep.loc["sft", "n"] == 2
     assert sep.loc["sft", "lo"] < 0.45 < sep.loc["sft", "hi"]
-    lo, hi = bv.wilson(3, 4)  # the textbook value: 0.301 .. 0.954
+    lo, hi = acc.loc["all", ["lo", "hi"]]  # Wilson's interval of 3 of 4, the textbook value: 0.301 .. 0.954
     assert lo == pytest.approx(0.3006, abs=1e-3) and hi == pytest.approx(0.9544, abs=1e-3)
+    assert sep.loc["sft", ["lo", "hi"]].tolist() == pytest.approx(list(stats.t.interval(0.95, 1, loc=0.45, scale=stats.sem([0.2, 0.7]))))
 
 
-def test_pearson_interval_matches_fisher_z() -> None:
+def test_validity_is_pearson_with_its_fisher_z_interval() -> None:
     rng = np.random.default_rng(0)
-    x = rng.normal(size=12)
-    y = x + rng.normal(size=12)
-    r, lo, hi, n = bv.pearson_ci(x, y)
+    conds = [c for c in conditions(["prompt_inst"], ["openness", "extraversion"]) if c.trait]
+    x, y = rng.normal(size=len(conds)), rng.normal(size=len(conds))
+    domains = pd.DataFrame([{"method": c.method, "condition": c.name, "trait": c.trait, "level": c.level, "questionnaire": "BFI", "domain": "O",
+                             "mean": v} for c, v in zip(conds, x)])  # fmt: skip
+    replies = pd.DataFrame([{"method": c.method, "trait": c.trait, "level": c.level, "condition": c.name, "scenario": 1, "judge_openness": v}
+                            for c, v in zip(conds, y)])  # fmt: skip
+    row = bv.validity_table(replies, domains, ["openness"]).set_index("method").loc["prompt_inst"]
     ref = stats.pearsonr(x, y)
-    ci = ref.confidence_interval(0.95)  # scipy's interval is the same Fisher z transform
-    assert (r, n) == (pytest.approx(ref.statistic), 12) and (lo, hi) == (pytest.approx(ci.low), pytest.approx(ci.high))
-    assert np.isnan(bv.pearson_ci(np.ones(5), y[:5])[0])
+    ci = ref.confidence_interval(0.95)  # scipy's interval is the Fisher z transform
+    assert (row["r"], row["n"]) == (pytest.approx(ref.statistic), 4) and (row["lo"], row["hi"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    short = bv.validity_table(replies.iloc[:2], domains, ["openness"]).set_index("method").loc["prompt_inst"]
+    assert np.isnan(short["r"]) and short["n"] == 2  # no r below 3 conditions
 
 
 def test_validity_is_one_when_the_judge_follows_the_questionnaire(tmp_path: Path) -> None:

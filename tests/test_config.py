@@ -7,14 +7,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from big5chat import paths, profiles
-from big5chat.config import ConfigError, load_params, stage_config
-from big5chat.strict import to_dict
+from big5chat.config import ConfigError, load_params, stage_config, stage_value, to_dict
 
 
 def _params_data() -> dict:
@@ -104,10 +102,9 @@ def test_all_problems_reported_together(tmp_path: Path) -> None:
 
 
 def test_numbers_written_as_strings_are_read() -> None:
-    from big5chat.config import PrepareDataConfig
-    from big5chat.strict import build
+    from big5chat.config import PrepareDataConfig, validate
 
-    cfg = build(PrepareDataConfig, {"test_size": "5e-2"})
+    cfg = validate(PrepareDataConfig, {"test_size": "5e-2"})
     assert cfg.test_size == pytest.approx(0.05)
 
 
@@ -118,6 +115,17 @@ def test_stage_config_rebuilds_sections_and_reads_missing_ones() -> None:
     assert out["runtime"].hf_hub_offline is True
     with pytest.raises(ConfigError, match=r"prepare_data.split_method: unknown value"):
         stage_config(prepare_data={**data["prepare_data"], "split_method": "x"})
+
+
+def test_stage_value_types_one_key_below_a_section() -> None:
+    data = _params_data()
+    assert stage_value("compute.launcher", data["compute"]) == data["compute"]["launcher"]
+    heldout = stage_value("data.heldout_posts", {"heldout_posts": data["data"]["heldout_posts"]})
+    assert heldout.path == data["data"]["heldout_posts"]["path"]
+    with pytest.raises(ConfigError, match=r"compute.accelerate_config: file not found: nope.yaml"):
+        stage_value("compute.accelerate_config", {"accelerate_config": "nope.yaml"})
+    with pytest.raises(ConfigError, match=r"compute.nope: missing"):
+        stage_value("compute.nope", data["compute"])
 
 
 @pytest.mark.parametrize("profile", ["default", "smoke", "paper_8b", "paper_70b"])
@@ -153,6 +161,7 @@ def test_cli_validate_names_a_typo_at_once(tmp_path: Path) -> None:
 
 
 def _stage_outputs() -> list[str]:
+    """Every stage output DVC caches (``cache: false`` ones, the committed results/, are git's)."""
     stages = yaml.safe_load(paths.DVC_FILE.read_text(encoding="utf-8"))["stages"]
     traits = _params_data()["traits"]
     outs: list[str] = []
@@ -162,12 +171,14 @@ def _stage_outputs() -> list[str]:
             for key in ("outs", "metrics", "plots"):
                 for entry in do.get(key, []):
                     path = next(iter(entry)) if isinstance(entry, dict) else entry
+                    if isinstance(entry, dict) and (entry[path] or {}).get("cache") is False:
+                        continue
                     outs.append(path.replace("${item}", str(item)))
     return outs
 
 
 def test_no_stage_output_is_tracked_by_git() -> None:
-    """DVC refuses to run a stage whose output git tracks; a stray `git add` of one broke CI once."""
+    """DVC refuses to run a stage whose cached output git tracks; a stray `git add` of one broke CI once."""
     if not (paths.ROOT / ".git").exists():
         pytest.skip("not a git checkout")
     outs = _stage_outputs()
@@ -232,38 +243,64 @@ def test_vllm_backend_serves_generation_mode_only(tmp_path: Path, monkeypatch: p
     assert (params.assess_personality.backend, params.assess_personality.mode, params.evaluate_reasoning.backend) == ("vllm", "generate", "vllm")
 
 
-def _defaults_differing(cls: type, data: Any, prefix: str) -> list[str]:
+def _required(cls: type) -> list[str]:
     import dataclasses
 
-    out = []
-    for f in dataclasses.fields(cls):
-        key = f"{prefix}.{f.name}"
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            continue  # required: params.yaml alone names it
-        if not isinstance(data, dict) or f.name not in data:
-            out.append(f"{key}: has a default but is not in configs/params.yaml")
-            continue
-        value = data[f.name]
-        if dataclasses.is_dataclass(default) and isinstance(value, dict):  # the instance's values (a factory may set some)
-            mine = to_dict(default)
-            out += [f"{key}.{k}: has a default but is not in configs/params.yaml" for k in mine if k not in value]
-            out += [f"{key}.{k}: dataclass default {v!r}, configs/params.yaml {value[k]!r}" for k, v in mine.items() if k in value and value[k] != v]
-            continue
-        if value != to_dict(default):
-            out.append(f"{key}: dataclass default {to_dict(default)!r}, configs/params.yaml {value!r}")
-    return out
+    return [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
 
 
-def test_dataclass_defaults_equal_the_default_params() -> None:
-    """One set of defaults: every default in config.py equals the default profile's value in configs/params.yaml."""
-    import dataclasses
-
-    from big5chat.config import SECTIONS
+def test_defaults_are_the_values_in_configs_params_yaml() -> None:
+    """One place per default: a section built from its required keys alone equals the section of configs/params.yaml."""
+    from big5chat.config import SECTIONS, validate
 
     raw = yaml.safe_load((paths.CONFIGS / "params.yaml").read_text(encoding="utf-8"))
-    differing = [d for name, cls in SECTIONS.items() if dataclasses.is_dataclass(cls) for d in _defaults_differing(cls, raw[name], name)]
-    assert not differing, "\n".join(differing)
+    for name, cls in SECTIONS.items():
+        if name in ("profile", "traits", "levels"):
+            continue
+        built = validate(cls, {k: raw[name][k] for k in _required(cls)}, key=name)
+        assert built == validate(cls, raw[name], key=name), name
+    assert _required(SECTIONS["models"]) == ["base", "encoder"]
+    assert _required(SECTIONS["data"]) == ["posts", "scenarios", "heldout_posts", "benchmarks"]
+
+
+def test_a_default_is_read_from_configs_params_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from big5chat import config
+
+    raw = yaml.safe_load((paths.CONFIGS / "params.yaml").read_text(encoding="utf-8"))
+    raw["train_dpo"]["beta"] = 0.25
+    raw["train_dpo"]["lora"]["r"] = 4
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    monkeypatch.setattr(paths, "CONFIGS", tmp_path)
+    config._defaults_document.cache_clear()
+    try:
+        dpo = config.TrainDpoConfig(seed=7)
+        assert (dpo.beta, dpo.lora.r, dpo.seed, config.TrainSftConfig().lora.r) == (0.25, 4, 7, 8)
+    finally:
+        monkeypatch.undo()
+        config._defaults_document.cache_clear()
+    assert config.TrainDpoConfig().beta == 0.1
+
+
+def test_a_section_declares_no_default_of_its_own() -> None:
+    from big5chat.config import section
+
+    with pytest.raises(TypeError, match=r"Bad.seed: its default belongs in configs/params.yaml \(steer.seed\)"):
+
+        @section("steer")
+        class Bad:
+            seed: int = 3
+
+
+def test_sections_built_in_code_follow_the_same_rules() -> None:
+    """A section built in code is validated like params (not the files: those only where params are loaded)."""
+    from pydantic import ValidationError
+
+    from big5chat.config import DataSource, EvaluateReasoningConfig, ModelSpec, SteerConfig
+
+    assert ModelSpec("tiny", "tiny-llama").dtype == "float32"
+    assert DataSource(path="data/no_such_file.csv").describe() == "data/no_such_file.csv"
+    with pytest.raises(ValidationError):
+        SteerConfig(layers=[])
+    with pytest.raises(ValidationError):
+        EvaluateReasoningConfig(methods=["prompt_demo"])
+    assert to_dict(SteerConfig(layers=[3])) == {**_params_data()["steer"], "layers": [3]}

@@ -202,3 +202,25 @@ def test_read_study_alpha_sweep(tmp_path: Path) -> None:
     (tmp_path / "alpha_1_trait_o.jsonl").write_text(json.dumps({"turn": 1, "personality": "0 0 -1 -1 -1", "response": "x"}), encoding="utf-8")
     with pytest.raises(ValueError, match=r"alpha_1_trait_o.jsonl:1: personality"):
         read_study_alpha_sweep(tmp_path)
+
+
+def test_prompting_baseline_replies_on_tiny_models(tiny_models: dict[str, Path]) -> None:
+    """The prompting-only baseline (eval_dialogues): the DExperts base prompt of each row with the trait description,
+    the base model alone; greedy replies do not depend on the batch size or on prefix reuse."""
+    from big5chat.generation.baseline import baseline_prompts, prompting_replies
+    from big5chat.generation.chat import render
+    from big5chat.generation.dexperts import Sampling, generate
+    from big5chat.models.loading import load_chat_model
+
+    base, tok = load_chat_model(tiny_models["base"])
+    scenarios = {s["original_index"]: s for s in SCEN}
+    rows = pd.DataFrame([{"original_index": s["original_index"], "trait": t, "level": lvl, "train_input": f"Hi from {s['PersonX']}"}
+                         for s in SCEN for t in ("openness", "neuroticism") for lvl in ("high", "low")])  # fmt: skip
+    prompts = baseline_prompts(tok, rows, scenarios)
+    assert prompts[5] == render(tok, [{"role": "user", "content": turn1_prompt(dlg.scenario_of(SCEN[1]), "Hi from Cy", "openness", "low")}])
+    groups = rows["original_index"].tolist()
+    kw = {"sampling": Sampling(), "max_new_tokens": 5, "seed": 0}
+    replies = prompting_replies(base, tok, prompts, groups, batch_size=3, prefix_reuse=True, **kw)
+    assert replies == prompting_replies(base, tok, prompts, groups, batch_size=8, prefix_reuse=False, **kw)
+    one = generate(tok, (base, prompts[2:3]), max_new_tokens=5, seed=0)[0]
+    assert len(replies) == 8 and replies[2] == postprocess(tok.decode(one, skip_special_tokens=True))[0]

@@ -20,6 +20,16 @@ def _posts(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
     )
 
 
+def _args(run_name: str, max_steps: int = 2):  # type: ignore[no-untyped-def]
+    """TRL's SFTConfig of a short expert-like run (training.trl_config, as the stages build it)."""
+    from big5chat.config import TrainSftConfig
+    from big5chat.training import trl_config
+
+    p = TrainSftConfig(learning_rate=1e-2, epochs=1, batch_size=2, grad_accum=1, max_length=64, scheduler="constant", warmup_steps=0,
+                       bf16=False, seed=0, max_steps=max_steps)  # fmt: skip
+    return trl_config("sft", p, run_name)
+
+
 def test_instruction_is_the_studys() -> None:
     assert expert_instruction("O", "high") == "Help me complete the sentence with certain Big Five Personality: Openness - high"
     assert expert_instruction("neuroticism", "Low") == "Help me complete the sentence with certain Big Five Personality: Neuroticism - low"
@@ -75,9 +85,7 @@ def test_two_sft_steps_log_a_loss_and_change_the_adapter(tiny_models: dict[str, 
 
     posts = _posts([(f"I keep finding strange and wonderful ideas in book {i}", "high", 1.0) for i in range(4)])
     chats = [to_chat(r) for r in build_expert_records(posts, "openness").records]
-    run = sft_train(tiny_models["base"], chats, tmp_path / "expert", learning_rate=1e-2, epochs=1, batch_size=2, grad_accum=1,
-                    max_length=64, scheduler="constant", warmup_steps=0, bf16=False, seed=0, lora=LoraParams(), run_name="t",
-                    max_steps=2)  # fmt: skip
+    run = sft_train(tiny_models["base"], chats, tmp_path / "expert", _args("t"), lora=LoraParams())
     assert run["steps"] == 2 and [r["step"] for r in run["curve"].rows] == [1, 2]
     assert all(r["loss"] > 0 for r in run["curve"].rows)
     weights = load_file(str(tmp_path / "expert" / "adapter_model.safetensors"))
@@ -100,8 +108,7 @@ def test_lora_on_the_upper_share_adapts_only_the_top_layers(tiny_models: dict[st
     assert n_layers == 2
     posts = _posts([(f"I keep finding strange and wonderful ideas in book {i}", "high", 1.0) for i in range(4)])
     chats = [to_chat(r) for r in build_expert_records(posts, "openness").records]
-    sft_train(tiny_models["base"], chats, tmp_path / "upper", learning_rate=1e-2, epochs=1, batch_size=2, grad_accum=1, max_length=64,
-              scheduler="constant", warmup_steps=0, bf16=False, seed=0, lora=LoraParams(upper_share=0.5), run_name="u", max_steps=2)  # fmt: skip
+    sft_train(tiny_models["base"], chats, tmp_path / "upper", _args("u"), lora=LoraParams(upper_share=0.5))
     weights = load_file(str(tmp_path / "upper" / "adapter_model.safetensors"))
     assert {int(k.split(".layers.")[1].split(".")[0]) for k in weights} == {1}
     assert any(torch.count_nonzero(v) > 0 for k, v in weights.items() if "lora_B" in k)
@@ -119,9 +126,8 @@ def test_the_model_loss_trainer_trains_like_trl(tiny_models: dict[str, Path], tm
 
     posts = _posts([(f"Tried a new recipe from a country I never visited, number {i}, and loved it", "high", 1.0) for i in range(6)])
     chats = [to_chat(r) for r in build_expert_records(posts, "openness").records]
-    kw = dict(learning_rate=1e-2, epochs=1, batch_size=2, grad_accum=1, max_length=64, scheduler="constant", warmup_steps=0,
-              bf16=False, seed=0, lora=LoraParams(), max_steps=3)  # fmt: skip
-    runs = {flag: sft_train(tiny_models["base"], chats, tmp_path / str(flag), run_name=f"m{flag}", model_loss=flag, **kw) for flag in (True, False)}  # type: ignore[arg-type]
+    runs = {flag: sft_train(tiny_models["base"], chats, tmp_path / str(flag), _args(f"m{flag}", max_steps=3), lora=LoraParams(), model_loss=flag)
+            for flag in (True, False)}  # fmt: skip
     assert type(runs[True]["trainer"]).__name__ == "ModelLossSFTTrainer" and type(runs[False]["trainer"]).__name__ == "SFTTrainer"
     losses = {flag: [r["loss"] for r in run["curve"].rows] for flag, run in runs.items()}
     assert len(losses[True]) == 3 and losses[True][0] > 0
@@ -251,9 +257,7 @@ def test_training_loads_the_model_in_its_cards_dtype(tiny_models: dict[str, Path
     assert card_dtype(base) == "bfloat16"
     posts = _posts([(f"I keep finding strange and wonderful ideas in book {i}", "high", 1.0) for i in range(4)])
     chats = [to_chat(r) for r in build_expert_records(posts, "openness").records]
-    kw = dict(learning_rate=1e-2, epochs=1, batch_size=2, grad_accum=1, max_length=64, scheduler="constant", warmup_steps=0, bf16=False,
-              seed=0, lora=LoraParams(), run_name="t", max_steps=1)  # fmt: skip
     for dtype, want in ((None, torch.bfloat16), ("float32", torch.float32)):
-        run = sft_train(base, chats, tmp_path / f"expert_{dtype}", dtype=dtype, **kw)  # type: ignore[arg-type]
+        run = sft_train(base, chats, tmp_path / f"expert_{dtype}", _args("t", max_steps=1), lora=LoraParams(), dtype=dtype)
         frozen = [p.dtype for p in run["trainer"].model.parameters() if not p.requires_grad]
         assert frozen and set(frozen) == {want}, dtype

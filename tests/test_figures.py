@@ -13,6 +13,7 @@ from big5chat.psychometrics import report as pr
 from big5chat.reasoning.figures import table_figure
 from big5chat.reporting import figures as fg
 from big5chat.reporting import page
+from big5chat.reporting import questionnaire_figures as qf
 
 TRAITS = ["openness", "neuroticism"]
 
@@ -63,14 +64,14 @@ def test_figures_from_synthetic_metrics(tmp_path: Path) -> None:
         }
     )
     paper = pd.DataFrame([{"model": "llama3_70b", "method": "sft", "questionnaire": "BFI", "avg_high": 5.0, "avg_low": 1.3, "gap": 3.7}])
-    _saved(pr.plot_summary(summary, paper), tmp_path, "summary")
-    _saved(pr.plot_conditions(_domains(), "BFI", TRAITS), tmp_path, "conditions")
+    _saved(qf.plot_summary(summary, paper), tmp_path, "summary")
+    _saved(qf.plot_conditions(_domains(), "BFI", TRAITS), tmp_path, "conditions")
     rng = np.random.default_rng(0)
     mat = pd.DataFrame(np.corrcoef(rng.normal(size=(5, 20))), index=list("OCEAN"), columns=list("OCEAN"))
     block = {"models": {"sft": mat}, "paper_model": "llama3_70b", "paper": {"sft": mat}, "frobenius": {"sft": 0.0}}
     corr = fg.correlation_frames(pr.correlations_json({"human": mat, "human_n": 10, "human_source": "test",
                                                        "instruments": {"BFI": block, "IPIP-NEO": block}}))  # fmt: skip
-    _saved(pr.plot_correlations(corr), tmp_path, "correlations")
+    _saved(qf.plot_correlations(corr), tmp_path, "correlations")
     table = pd.DataFrame([{"benchmark": "piqa", "method": "sft", "Direct": 50.0, "O+": 60.0, "O-": 40.0, "Avg+": 60.0, "Avg-": 40.0}])
     _saved(table_figure(table, table), tmp_path, "reasoning")
 
@@ -113,7 +114,8 @@ def test_findings_say_no_effect_when_nothing_was_induced() -> None:
 
 
 def test_paper_reference_files_hold_the_papers_numbers() -> None:
-    from big5chat.reporting import paper, paper_build
+    from big5chat import paper
+    from big5chat.reporting import paper_build
 
     q = paper.questionnaires()
     cell = q[
@@ -124,7 +126,7 @@ def test_paper_reference_files_hold_the_papers_numbers() -> None:
         & (q["level"] == "low")
         & (q["domain"] == "O")
     ]
-    assert cell["mean"].item() == 1.2  # PAPER.md section 3: BFI 70B SFT O- 1.2
+    assert cell["mean"].item() == 1.2  # docs/paper.md §3: BFI 70B SFT O- 1.2
     r = paper.reasoning()
     assert r[(r["benchmark"] == "GSM8K") & (r["method"] == "dpo") & (r["trait"] == "neuroticism") & (r["level"] == "high")]["value"].item() == 15.2
     assert paper_build.decode_mode("train_dpo_x0xxx") == ("dpo", "conscientiousness", "high")
@@ -133,7 +135,8 @@ def test_paper_reference_files_hold_the_papers_numbers() -> None:
 
 @pytest.mark.shared
 def test_paper_reference_matches_the_studys_result_files(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from big5chat.reporting import paper, paper_build
+    from big5chat import paper
+    from big5chat.reporting import paper_build
 
     monkeypatch.setattr(paper, "QUESTIONNAIRES", tmp_path / "q.csv")
     monkeypatch.setattr(paper, "REASONING", tmp_path / "r.csv")
@@ -163,3 +166,16 @@ def test_mode_section_reads_the_agreement_metrics() -> None:
     text = "\n".join(page.mode_section({"assess_personality": {"mode_agreement": ma}}))
     assert "| SFT | BFI | 55 | 80% | 2 | 50% | 40% | 90% | 0.31 |" in text and "(5 BFI, 5 IPIP-NEO items)" in text
     assert page.mode_section({"assess_personality": {}}) == []
+
+
+def test_science_modules_never_import_reporting() -> None:
+    """Layers point one way: reporting draws what psychometrics computes, never the reverse (function-level imports
+    included); the paper's numbers, which both read, live below both in big5chat.paper."""
+    import ast
+
+    from big5chat import paths
+
+    for f in sorted((paths.ROOT / "src/big5chat/psychometrics").rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n == "big5chat.reporting" or n.startswith("big5chat.reporting.") for n in names), f"{f.name} imports {names}"

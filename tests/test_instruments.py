@@ -10,7 +10,7 @@ import pytest
 
 from big5chat.data.loaders import load_questionnaires
 
-BFI_REVERSE = {6, 21, 31, 2, 12, 27, 37, 8, 18, 23, 43, 9, 24, 34, 35, 41}  # PAPER.md 2.8
+BFI_REVERSE = {6, 21, 31, 2, 12, 27, 37, 8, 18, 23, 43, 9, 24, 34, 35, 41}  # docs/paper.md §2.8
 
 
 @pytest.fixture(scope="module")

@@ -172,3 +172,39 @@ def test_gpu_placement_one_card_a_process_block_or_a_named_error(tiny_models: di
     with safe_open(str(tiny_models["base"] / "model.safetensors"), "pt") as f:
         stored = sum(f.get_tensor(k).numel() for k in f.keys())
     assert weight_count(tiny_models["base"]) == stored > 0
+
+
+def test_loading_and_placement_point_one_way() -> None:
+    """loading imports placement, and both take the dtypes and the policy's error from models.dtypes: no import
+    cycle, not even inside a function."""
+    import ast
+
+    from big5chat.models import dtypes, loading, placement
+
+    def imports(module) -> set[str]:  # type: ignore[no-untyped-def]
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        return {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+        }
+
+    assert "big5chat.models.placement" in imports(loading) and "big5chat.models.dtypes" in imports(placement)
+    assert not {m for m in imports(placement) | imports(dtypes) if m.startswith("big5chat.models.loading")}
+    assert loading.ModelLoadError is dtypes.ModelLoadError
+    assert dtypes.torch_dtype("bfloat16") is torch.bfloat16
+    with pytest.raises(ModelLoadError, match="unknown dtype 'int8' \\(use one of float32, bfloat16, float16\\)"):
+        dtypes.torch_dtype("int8")
+
+
+def test_materialize_replaces_an_old_folder_and_its_alias(tmp_path: Path) -> None:
+    """The folder is written beside the old one and swapped in whole (storage.write_dir): a file of an earlier
+    model does not survive, and nothing is left beside it."""
+    from big5chat.models.materialize import write_alias
+
+    out = tmp_path / "encoder"
+    out.mkdir()
+    (out / "stale.safetensors").write_text("an earlier model")
+    card = materialize(ModelSpec("tiny", "tiny-bert"), out, "encoder")
+    assert not (out / "stale.safetensors").exists() and json.loads((out / "card.json").read_text()) == card
+    assert list(card["files"]) == ["model.safetensors"] and [p.name for p in tmp_path.iterdir()] == ["encoder"]
+    assert write_alias(out, "base", "expert_base") == {"role": "expert_base", "same_as": "base"}
+    assert [p.name for p in out.iterdir()] == ["card.json"] and [p.name for p in tmp_path.iterdir()] == ["encoder"]

@@ -61,3 +61,33 @@ def test_every_stage_runs_its_notebook_through_the_runner() -> None:
         assert body["cmd"].startswith(f"python -m big5chat stage {name}"), name
         assert f"notebooks/{name}.ipynb" in body["deps"], name
         assert (paths.NOTEBOOKS / f"{name}.ipynb").is_file(), name
+
+
+# Notebooks are the narrative: the logic lives in src/big5chat/stages/<stage>.py, linted and unit-tested there.
+MAX_CELL_LINES = 10
+MAX_TOTAL_LINES = 250
+
+
+def _code_cells(nb_path) -> list[str]:  # type: ignore[no-untyped-def]
+    nb = json.loads(nb_path.read_text())
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def _lines(source: str) -> int:
+    return sum(1 for line in source.splitlines() if line.strip())
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_hold_narrative_not_logic(nb_path) -> None:  # type: ignore[no-untyped-def]
+    for i, source in enumerate(_code_cells(nb_path)):
+        assert _lines(source) <= MAX_CELL_LINES, f"{nb_path.name}: code cell {i} has {_lines(source)} lines (at most {MAX_CELL_LINES})"
+        for node in ast.walk(ast.parse(source)):
+            kind = type(node).__name__
+            assert not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)), f"{nb_path.name}: {kind} in cell {i}"
+            assert not isinstance(node, (ast.For, ast.While, ast.AsyncFor)), f"{nb_path.name}: a {kind} loop in cell {i}"
+    assert (paths.ROOT / "src" / "big5chat" / "stages" / f"{nb_path.stem}.py").is_file(), f"{nb_path.stem}: no stage module"
+
+
+def test_notebooks_are_short_in_all() -> None:
+    total = sum(_lines(s) for nb_path in NOTEBOOKS for s in _code_cells(nb_path))
+    assert total <= MAX_TOTAL_LINES, f"{total} code lines across the notebooks (at most {MAX_TOTAL_LINES})"

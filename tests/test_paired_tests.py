@@ -1,4 +1,5 @@
-"""The significance of level-accuracy comparisons (evaluation.paired_tests) and how the report page reads it."""
+"""The significance of level-accuracy comparisons (evaluation.paired_tests, computed by big5chat.statistics) and how the
+report page reads it."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from big5chat.evaluation.paired_tests import binomial_p, compare_methods, mcnemar_exact, wilson_interval
+from big5chat.evaluation.paired_tests import compare_methods
 from big5chat.reporting import page
+from big5chat.statistics import binomial_p, mcnemar_exact, wilson_interval
 
 
 @pytest.mark.parametrize(("hits", "n"), [(67, 100), (0, 12), (12, 12), (3, 40)])
@@ -42,6 +44,12 @@ def test_compare_methods_reports_both_accuracies_and_the_paired_test() -> None:
     assert out["expert"]["p_vs_chance"] == round(binomial_p(67, 100), 4) < 0.001
     assert (out["expert_only"], out["prompting_only"]) == (15, 0)
     assert out["mcnemar_p"] == round(2 * 0.5**15, 4)
+    # the metrics files' 4-digit intervals, as the hand-written Wilson interval (z = 1.959964) gave them before scipy's
+    assert out["expert"]["ci95"] == [0.5731, 0.7544] and out["prompting"]["ci95"] == [0.4232, 0.6154]
+    edge = compare_methods("a", np.r_[np.ones(12), np.zeros(0)].astype(bool), "b", np.zeros(12, bool))
+    assert edge["a"]["ci95"] == [0.7575, 1.0] and edge["b"]["ci95"] == [0.0, 0.2425] and edge["b"]["accuracy"] == 0.0
+    empty = compare_methods("a", [], "b", [])
+    assert empty["a"] == {"accuracy": None, "ci95": [None, None], "p_vs_chance": None} and empty["mcnemar_p"] == 1.0
 
 
 def _metrics(expert: float, prompting: float, p: float, n: int = 100) -> dict:

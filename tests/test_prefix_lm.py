@@ -95,11 +95,13 @@ def test_hf_prefix_is_registered_and_wired(tiny_models: dict[str, Path]) -> None
 
 
 def test_config_takes_hf_prefix_for_reasoning_only() -> None:
-    from big5chat.config import AssessPersonalityConfig, EvaluateReasoningConfig
+    from big5chat.config import AssessPersonalityConfig, ConfigError, EvaluateReasoningConfig, validate
 
-    assert EvaluateReasoningConfig(backend="hf_prefix").check() == []
-    assert AssessPersonalityConfig(backend="hf_prefix").check() == [
-        ("backend", "hf_prefix is an lm-eval model for evaluate_reasoning only; questionnaires use 'hf' or 'vllm'")
+    assert EvaluateReasoningConfig(backend="hf_prefix").backend == "hf_prefix"
+    with pytest.raises(ConfigError) as exc:
+        validate(AssessPersonalityConfig, {"backend": "hf_prefix"}, key="assess_personality")
+    assert exc.value.problems == [
+        "assess_personality.backend: hf_prefix is an lm-eval model for evaluate_reasoning only; questionnaires use 'hf' or 'vllm'"
     ]
 
 

@@ -13,6 +13,7 @@ import pytest
 from big5chat.psychometrics.conditions import Condition, conditions, messages, prefix
 from big5chat.psychometrics.parsing import parse_score
 from big5chat.psychometrics.scoring import (
+    acquiescence_split,
     bootstrap_separation,
     correlation_matrix,
     cronbach_alpha,
@@ -100,6 +101,31 @@ def test_bootstrap_separation() -> None:
     assert bootstrap_separation(hi, lo, 500, 1) == s
 
 
+def test_bootstrap_intervals_are_the_study_loops_to_the_bit() -> None:
+    """The intervals come from ``statistics.percentile_bootstrap`` (scipy's resampling): the same numbers as the
+    numpy loops the study's results were first written with (one ``integers`` draw of item indices per sample)."""
+    rng = np.random.default_rng(5)
+    hi, lo = rng.integers(1, 6, 24).astype(float), rng.integers(1, 6, 24).astype(float)
+    hi[3] = np.nan
+    d = (hi - lo)[~np.isnan(hi)]
+    draws = np.random.default_rng(7)
+    boots = d[draws.integers(0, len(d), size=(300, len(d)))].mean(axis=1)
+    s = bootstrap_separation(hi, lo, n_boot=300, seed=7)
+    assert (s["lo"], s["hi"], s["n_items"]) == (np.quantile(boots, 0.025000000000000022), np.quantile(boots, 1 - 0.025000000000000022), 23)
+
+    delta, dom, sign = rng.normal(size=30), rng.random(30) < 0.3, np.where(rng.random(30) < 0.5, -1.0, 1.0)
+    d_idx, r_idx = np.flatnonzero(dom), np.flatnonzero(~dom)
+    draws = np.random.default_rng(11)
+    bd, br = d_idx[draws.integers(0, len(d_idx), (300, len(d_idx)))], r_idx[draws.integers(0, len(r_idx), (300, len(r_idx)))]
+    gap = (sign[bd] * delta[bd]).mean(axis=1)
+    common = np.concatenate([delta[bd], delta[br]], axis=1).mean(axis=1)
+    specific = gap - common * sign[bd].mean(axis=1)
+    split = acquiescence_split(delta, dom, sign, n_boot=300, seed=11)
+    for name, boot in (("gap", gap), ("common", common), ("specific", specific)):
+        assert split[f"{name}_lo"] == np.quantile(boot, (1 - 0.95) / 2) and split[f"{name}_hi"] == np.quantile(boot, 1 - (1 - 0.95) / 2), name
+    assert split["gap"] == pytest.approx((sign[dom] * delta[dom]).mean()) and split["common"] == pytest.approx(delta.mean())
+
+
 def test_frobenius_and_correlation() -> None:
     t = pd.DataFrame({"O": [1, 2, 3, 4], "C": [2, 4, 6, 8], "E": [4, 3, 2, 1], "A": [1, 3, 2, 4], "N": [1, 1, 2, 2]}, dtype=float)
     c = correlation_matrix(t)
@@ -183,7 +209,7 @@ def test_human_reference_path_overrides_and_errors(shared_data: Path, tmp_path: 
 
 
 def test_paper_model_for_base_names() -> None:
-    from big5chat.reporting.paper import model_size_label, paper_model_for
+    from big5chat.paper import model_size_label, paper_model_for
 
     assert paper_model_for("meta-llama/Meta-Llama-3-8B-Instruct") == "llama3_8b"
     assert paper_model_for("TechxGenus/Meta-Llama-3-70B-Instruct-GPTQ") == "llama3_70b"

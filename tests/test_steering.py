@@ -82,6 +82,7 @@ def test_vectors_are_deterministic_for_a_seed_and_round_trip(tiny, tmp_path: Pat
     va, vb = (learn_vectors(model, tok, a, [1], batch_size=2) for _ in range(2))
     assert torch.equal(va.directions["extraversion"], vb.directions["extraversion"]) and torch.equal(va.norms, vb.norms)
     va.save(tmp_path / "v.safetensors")
+    assert [p.name for p in tmp_path.iterdir()] == ["v.safetensors"]  # written under a temporary name, then renamed
     back = TraitVectors.load(tmp_path / "v.safetensors")
     assert back.layers == [1] and torch.equal(back.directions["extraversion"], va.directions["extraversion"])
     with pytest.raises(FileNotFoundError, match="learn_steering"):

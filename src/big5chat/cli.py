@@ -16,6 +16,9 @@ sweep-figure PARAM METRIC a metric against a param across DVC experiments (repor
 steer-sweep-figure        method steer across DVC experiments: gap, trait-specific gap, reply accuracy, fluency and
                           reasoning against steer.multiplier (reports/figures/sweeps/steer.png; `make steer-sweep`)
 build-paper-reference DIR rebuild data/paper/ from the study's result files (../shared/data/paper_results)
+results-table [--write-readme]
+                          the headline results from results/ as a markdown table; --write-readme puts it into
+                          README.md between <!-- results:start --> and <!-- results:end -->
 plan --profile NAME       validate a profile without downloading; per-stage sizes, tokens, GPU memory and hours
 """
 
@@ -108,7 +111,7 @@ def _cmd_build_sample(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     import json
 
-    from big5chat.alignment.run import execute
+    from big5chat.training_run import execute
 
     run = json.loads(Path(args.config).read_text(encoding="utf-8"))
     want = args.command.removeprefix("train-")
@@ -156,6 +159,28 @@ def _cmd_build_paper_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_results_table(args: argparse.Namespace) -> int:
+    from big5chat import paths
+    from big5chat.reporting import results, results_table
+
+    folder, readme = results.folder(), paths.ROOT / "README.md"
+    try:
+        table = results_table.render(folder)
+    except FileNotFoundError as exc:
+        print(f"results-table: {exc}", file=sys.stderr)
+        return 1
+    if not args.write_readme:
+        print(table)
+        return 0
+    try:
+        changed = results_table.write_readme(readme, folder)
+    except (FileNotFoundError, results_table.MarkersMissing) as exc:
+        print(f"{paths.relative(readme)}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{paths.relative(readme)}: results table {'rewritten' if changed else 'already up to date'} from {paths.relative(folder)}/")
+    return 0
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from big5chat.config import ConfigError
     from big5chat.plan import format_plan, plan
@@ -166,6 +191,22 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print(f"profile {args.profile!r} does not plan: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _cmd_deps(args: argparse.Namespace) -> int:
+    from big5chat import paths, stage_deps
+
+    changed = stage_deps.sync(write=not args.check)
+    for stage, (listed, derived) in changed.items():
+        extra, missing = sorted(set(listed) - set(derived)), sorted(set(derived) - set(listed))
+        print(f"{stage}: {'-' + ' -'.join(extra) if extra else ''} {'+' + ' +'.join(missing) if missing else ''}".rstrip())
+    verb = "differ" if args.check else "rewritten"
+    print(
+        f"{paths.relative(paths.DVC_FILE)}: {len(changed)} stage(s) {verb}"
+        if changed
+        else f"{paths.relative(paths.DVC_FILE)}: every stage's deps are derived"
+    )
+    return 1 if changed and args.check else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,6 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("build-paper-reference", help="rebuild data/paper/ from the study's result files")
     p.add_argument("source", type=Path)
     p.set_defaults(func=_cmd_build_paper_reference)
+    p = sub.add_parser("results-table", help="the headline results from results/ as a markdown table")
+    p.add_argument("--write-readme", action="store_true", help="rewrite README.md's section between the results markers")
+    p.set_defaults(func=_cmd_results_table)
+    p = sub.add_parser("deps", help="derive every stage's src/ deps in dvc.yaml from its notebook's imports")
+    p.add_argument("--check", action="store_true", help="only report the stages whose deps differ (exit 1)")
+    p.set_defaults(func=_cmd_deps)
     p = sub.add_parser("plan", help="plan a profile without downloading anything")
     p.add_argument("--profile", default="paper_8b")
     p.set_defaults(func=_cmd_plan)

@@ -1,5 +1,5 @@
 """The multi-process launch of a ``python -m big5chat`` command: ``compute.launcher`` (accelerate or torchrun) with
-``compute.num_processes`` processes on this machine. Training (``alignment.run``) and data-parallel generation
+``compute.num_processes`` processes on this machine. Training (``training_run``) and data-parallel generation
 (``generation.dataset``) both start their workers here."""
 
 from __future__ import annotations

@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from big5chat.prompts import prompt_inst, trait_system_prompt
-from big5chat.strict import OneOf
 
 # How a method tells the model the condition (trait, level): the text placed before the task. "none" (nothing) and
 # "demos" (Prompt-Demo's examples, drawn from the dialogue dataset by psychometrics.conditions) are built in.
@@ -31,8 +30,8 @@ class MethodSpec:
     instruction: str  # what the model is told about the trait: "none", "demos" or a key of INSTRUCTIONS
     conditioned: bool = True  # runs at the trait x level conditions
     unconditioned: bool = False  # also runs once without a condition
-    reasoning: bool = True  # part of the study's reasoning grid (Prompt-Demo is not: PAPER.md 2.10)
-    paper_codes: tuple[str, ...] = ()  # its names in the paper's result files and tables (reporting.paper); () = not in the paper
+    reasoning: bool = True  # part of the study's reasoning grid (Prompt-Demo is not: docs/paper.md §2.10)
+    paper_codes: tuple[str, ...] = ()  # its names in the paper's result files and tables (big5chat.paper); () = not in the paper
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -64,8 +63,6 @@ _STUDY = (
 for _m in _STUDY:
     register(_m)
 REFERENCE = "direct"  # the unconditioned base model every other method is compared with
-# A params value naming a method: checked against METHODS when params are validated, so a new row is accepted at once.
-Method = Annotated[str, OneOf(lambda: METHODS, "method")]
 
 
 def steered_methods(methods: list[str]) -> list[str]:

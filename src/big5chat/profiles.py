@@ -1,8 +1,9 @@
 """Profiles: named sets of settings composed into params.yaml by Hydra, exactly as ``dvc exp run`` does.
 
-``configs/params.yaml`` holds the default settings and a defaults list; ``configs/profile/<name>.yaml``
-overrides them (``default``: the embedded 135M model on CPU; ``smoke``: tiny random models for tests;
-``paper_8b`` / ``paper_70b``: the study's settings). DVC's Hydra composition is enabled in .dvc/config,
+``configs/params.yaml`` holds the default settings (the one place each is written: ``big5chat.config`` reads its
+fields' defaults from it) and a defaults list; ``configs/profile/<name>.yaml`` overrides them (``default``: the
+embedded 135M model on CPU; ``smoke``: tiny random models for tests; ``paper_8b`` / ``paper_70b``: the study's
+settings). DVC's Hydra composition is enabled in .dvc/config,
 so ``dvc exp run -S profile=paper_8b`` composes that profile into params.yaml before running, and
 ``python -m big5chat params --profile NAME`` writes the same file with the same code for a plain ``dvc repro``.
 """

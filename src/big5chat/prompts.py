@@ -1,4 +1,4 @@
-"""The study's prompt texts, in one place (PAPER.md 2.2, 2.6, 2.8, 2.10)."""
+"""The study's prompt texts, in one place (docs/paper.md §2.2, 2.6, 2.8, 2.10)."""
 
 from __future__ import annotations
 

@@ -6,6 +6,9 @@ import hashlib
 import json
 import math
 import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,38 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write to; renamed to ``path`` when the block ends without error,
+    removed otherwise (for writers that take a file name, e.g. ``safetensors.save_file``)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(p)
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, p)
+
+
+def write_dir(out_dir: str | Path, write: Callable[[Path], Any]) -> Any:
+    """Call ``write(tmp_folder)`` on an empty folder beside ``out_dir``, then replace ``out_dir`` with it: a crash
+    never leaves a finished-looking folder. Returns what ``write`` returned."""
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        result = write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return result
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

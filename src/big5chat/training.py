@@ -1,4 +1,5 @@
-"""Shared pieces of the LM training stages (experts, SFT, DPO): LoRA settings, loss curves, TRL SFT runs."""
+"""Shared pieces of the LM training stages (experts, SFT, DPO): LoRA settings, TRL's configs from a params section,
+loss curves, TRL SFT and DPO runs."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from transformers import TrainerCallback
 
 from big5chat import paths
 from big5chat.models.loading import stage_device
+from big5chat.storage import write_dir, write_text
+
+if TYPE_CHECKING:
+    from trl import DPOConfig, SFTConfig
 
 CURVE_FIELDS = ("step", "epoch", "loss", "learning_rate", "grad_norm")
 
@@ -54,8 +59,6 @@ class LossCurve(TrainerCallback):
             self.rows.append(row)
 
     def write(self, path: str | Path) -> Path:
-        from big5chat.storage import write_text
-
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(self.fields), lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
@@ -71,28 +74,57 @@ def scratch_dir(name: str) -> Path:
     return d
 
 
+# A params section's training fields (config.TrainSftConfig, TrainDpoConfig, TrainExpertsConfig) under the names of
+# TRL's SFTConfig/DPOConfig (transformers' TrainingArguments): the one place they are mapped. A section's other fields
+# decide the records (placement, val_size, max_records, min_abs_z, design) or the adapter (lora, method).
+TRL_FIELDS = {
+    "learning_rate": "learning_rate",
+    "epochs": "num_train_epochs",
+    "max_steps": "max_steps",  # experts have none: TRL's default, -1 (as many steps as the epochs take)
+    "batch_size": "per_device_train_batch_size",
+    "grad_accum": "gradient_accumulation_steps",
+    "max_length": "max_length",
+    "scheduler": "lr_scheduler_type",
+    "warmup_steps": "warmup_steps",
+    "bf16": "bf16",
+    "seed": "seed",
+    "beta": "beta",  # DPO
+    "loss_type": "loss_type",  # DPO (TRL takes a list of losses; one name is a list of one)
+}
+# What every run sets alike: the loss logged at every step (the curve), no checkpoints, no evaluation during
+# training (the stage evaluates once at the end), no reports to trackers, data loading in the main process.
+FIXED_ARGS = dict(logging_steps=1, save_strategy="no", report_to=[], gradient_checkpointing=False, dataloader_num_workers=0,
+                  disable_tqdm=False, eval_strategy="no")  # fmt: skip
+
+
+def trl_config(kind: Literal["sft", "dpo"], params: Any, run_name: str, **overrides: Any) -> SFTConfig | DPOConfig:
+    """TRL's ``SFTConfig`` (``kind`` sft) or ``DPOConfig`` (dpo) from a params section, as the TRL scripts pass it to
+    their trainers: the section's fields under TRL's names (``TRL_FIELDS``), the fixed settings (``FIXED_ARGS``), the
+    data order seeded like the rest (``data_seed`` = ``seed``), the trainer's working folder in ``scratch_dir(run_name)``
+    and the CPU when the stage runs there. SFT takes the loss on the completion only. ``overrides`` are TRL fields
+    (e.g. ``per_device_train_batch_size`` in a benchmark)."""
+    from trl import DPOConfig, SFTConfig
+
+    fields = {theirs: getattr(params, ours) for ours, theirs in TRL_FIELDS.items() if hasattr(params, ours)}
+    fields |= dict(output_dir=str(scratch_dir(run_name)), data_seed=params.seed, use_cpu=stage_device() == "cpu", **FIXED_ARGS)
+    if kind == "sft":
+        fields["completion_only_loss"] = True
+    return (SFTConfig if kind == "sft" else DPOConfig)(**(fields | overrides))
+
+
 def sft_train(
     model_dir: str | Path,
     chats: list[dict[str, Any]],
     out_dir: str | Path,
+    args: SFTConfig,
     *,
-    learning_rate: float,
-    epochs: float,
-    batch_size: int,
-    grad_accum: int,
-    max_length: int,
-    scheduler: str,
-    warmup_steps: int,
-    bf16: bool,
-    seed: int,
-    lora: Any | None,
-    run_name: str,
-    max_steps: int = -1,
+    lora: Any | None = None,
     dtype: str | None = None,  # default: the model card's (models.base.dtype at prepare_models)
     eval_chats: list[dict[str, Any]] | None = None,
     model_loss: bool | None = None,
 ) -> dict[str, Any]:
-    """Supervised fine-tuning on prompt/completion chats (loss on the completion only) with TRL's SFTTrainer.
+    """Supervised fine-tuning on prompt/completion chats (loss on the completion only) with TRL's SFTTrainer and
+    ``args``, TRL's ``SFTConfig`` (``trl_config("sft", ...)``).
 
     ``lora`` (config.LoraParams) trains an adapter, None the full model. The adapter (or model) and the tokenizer
     are saved to ``out_dir`` by the main process; returns the loss curve, trainer metrics and, with
@@ -100,7 +132,7 @@ def sft_train(
     forward instead of TRL's fused LM head (``ModelLossSFTTrainer``).
     """
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     if model_loss is None:
         model_loss = stage_device() == "cpu"
@@ -110,11 +142,6 @@ def sft_train(
 
     model, tok = load_chat_model(model_dir, dtype=dtype, padding_side="right")
     curve = LossCurve()
-    args = SFTConfig(
-        **_common_args(run_name, batch_size, grad_accum, epochs, max_steps, learning_rate, scheduler, warmup_steps, bf16, seed),
-        max_length=max_length,
-        completion_only_loss=True,
-    )
     trainer = trainer_class(
         model=model,
         args=args,
@@ -150,39 +177,22 @@ def dpo_train(
     model_dir: str | Path,
     pairs: list[dict[str, Any]],
     out_dir: str | Path,
+    args: DPOConfig,
     *,
-    learning_rate: float,
-    epochs: float,
-    batch_size: int,
-    grad_accum: int,
-    max_length: int,
-    scheduler: str,
-    warmup_steps: int,
-    bf16: bool,
-    seed: int,
     lora: Any,
-    beta: float,
-    loss_type: str,
-    run_name: str,
-    max_steps: int = -1,
     dtype: str | None = None,  # default: the model card's (models.base.dtype at prepare_models)
     eval_pairs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """DPO on prompt/chosen/rejected chats with TRL's DPOTrainer and a LoRA adapter; the reference model is the
-    same model with the adapter disabled (no second copy in memory)."""
+    """DPO on prompt/chosen/rejected chats with TRL's DPOTrainer, ``args`` (TRL's ``DPOConfig``,
+    ``trl_config("dpo", ...)``) and a LoRA adapter; the reference model is the same model with the adapter disabled
+    (no second copy in memory)."""
     from datasets import Dataset
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOTrainer
 
     from big5chat.models.loading import load_chat_model
 
     model, tok = load_chat_model(model_dir, dtype=dtype, padding_side="right")
     curve = LossCurve(fields=(*CURVE_FIELDS, "rewards/accuracies", "rewards/margins"))
-    args = DPOConfig(
-        **_common_args(run_name, batch_size, grad_accum, epochs, max_steps, learning_rate, scheduler, warmup_steps, bf16, seed),
-        max_length=max_length,
-        beta=beta,
-        loss_type=[loss_type],
-    )
     fields = ("prompt", "chosen", "rejected")
     trainer = DPOTrainer(
         model=model,
@@ -202,59 +212,14 @@ def _chat_fields(records: list[dict[str, Any]] | None, fields: tuple[str, ...]) 
     return [{k: r[k] for k in fields} for r in records or []]
 
 
-def _common_args(run_name: str, batch_size: int, grad_accum: int, epochs: float, max_steps: int, learning_rate: float,
-                 scheduler: str, warmup_steps: int, bf16: bool, seed: int) -> dict[str, Any]:  # fmt: skip
-
-    return dict(
-        output_dir=str(scratch_dir(run_name)),
-        per_device_train_batch_size=batch_size,
-        gradient_accumulation_steps=grad_accum,
-        num_train_epochs=epochs,
-        max_steps=max_steps,
-        learning_rate=learning_rate,
-        lr_scheduler_type=scheduler,
-        warmup_steps=warmup_steps,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        bf16=bf16,
-        use_cpu=stage_device() == "cpu",
-        gradient_checkpointing=False,
-        seed=seed,
-        data_seed=seed,
-        dataloader_num_workers=0,
-        disable_tqdm=False,
-        eval_strategy="no",
-    )
-
-
 def _train_and_save(trainer: Any, tok: Any, out_dir: str | Path, curve: LossCurve, evaluate: bool) -> dict[str, Any]:
     result = trainer.train()
     eval_metrics = trainer.evaluate() if evaluate else {}
-    if trainer.is_world_process_zero():
-        save_atomically(out_dir, lambda tmp: (trainer.model.save_pretrained(str(tmp), safe_serialization=True), tok.save_pretrained(str(tmp))))
+    if trainer.is_world_process_zero():  # written whole or not at all: a crash never leaves a finished-looking folder
+        write_dir(out_dir, lambda tmp: (trainer.model.save_pretrained(str(tmp), safe_serialization=True), tok.save_pretrained(str(tmp))))
     return {"curve": curve, "metrics": dict(result.metrics), "eval": dict(eval_metrics), "steps": result.global_step, "trainer": trainer}
 
 
-def save_atomically(out_dir: str | Path, write: Any) -> Path:
-    """Call ``write(tmp_folder)``, then rename the folder to ``out_dir``: a crash never leaves a finished-looking folder."""
-    import os
-    import shutil
-
-    out = Path(out_dir)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        write(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
-    return out
-
-
-def save_run_config(out_dir: str | Path, config: dict[str, Any]) -> None:
+def save_run_config(out_dir: str | Path, config: dict[str, Any]) -> Path:
     """The exact settings beside the trained weights (train_config.json)."""
-    Path(out_dir, "train_config.json").write_text(json.dumps(config, indent=2, default=str) + "\n", encoding="utf-8")
+    return write_text(Path(out_dir, "train_config.json"), json.dumps(config, indent=2, default=str) + "\n")

@@ -1,1 +1,1 @@
-"""SFT and DPO of the base model on the dialogue dataset (PAPER.md 2.6-2.7)."""
+"""SFT and DPO of the base model on the dialogue dataset (docs/paper.md §2.6-2.7)."""

@@ -1,4 +1,4 @@
-"""SFT records and DPO pairs from the BIG5-CHAT dialogues (pure functions; PAPER.md 2.6-2.7).
+"""SFT records and DPO pairs from the BIG5-CHAT dialogues (pure functions; docs/paper.md §2.6-2.7).
 
 SFT: the trait instruction ``You are a helpful assistant with the following Big Five personality traits:
 {Trait} - {level}`` in the user turn (the study's Alpaca records: instruction, newline, turn 0) or as the system

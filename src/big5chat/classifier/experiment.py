@@ -1,5 +1,5 @@
 """The train_classifier stage's experiment: fit the judge on one split of the corpus and test it there, and judge
-tables it never trained on. The notebook calls these; the science is here, with tests.
+tables it never trained on. The stage (``big5chat.stages.train_classifier``) calls these; the science is here, with tests.
 """
 
 from __future__ import annotations

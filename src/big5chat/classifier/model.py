@@ -1,4 +1,4 @@
-"""The trait classifier: an encoder with five separate regression heads (PAPER.md 2.3).
+"""The trait classifier: an encoder with five separate regression heads (docs/paper.md §2.3).
 
 The study put five ``RobertaClassificationHead`` regression heads (dense, tanh, dropout, one output) on
 roberta-large's first token and trained them on ``norm.cdf(z)`` with the mean of the five MSEs. Here the

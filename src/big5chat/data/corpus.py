@@ -1,4 +1,4 @@
-"""The trait corpus: high/low labels per trait and the seeded train/test split (PAPER.md 2.1).
+"""The trait corpus: high/low labels per trait and the seeded train/test split (docs/paper.md §2.1).
 
 The study labelled a post high when its z-score lies above the trait's median (label 1 = above median),
 and also tried a tercile split (<= 33rd percentile low, > 67th percentile high, the middle dropped). The

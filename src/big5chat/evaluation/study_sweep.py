@@ -2,6 +2,7 @@
 
 Files ``alpha_{alpha}_trait_{letter}.jsonl``, one JSON record per turn; a turn-1 record's ``personality`` is five codes
 in O, C, E, A, N order, ``0`` = high, ``1`` = low, ``-1`` = not induced (e.g. ``"-1 0 -1 -1 -1"``: conscientiousness high).
+Once scored by the trait classifier, the replies give accuracy against alpha (``accuracy_by_alpha``, ``accuracy_by_trait_and_alpha``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from big5chat.evaluation.text_metrics import per_trait_accuracy
 from big5chat.traits import TRAITS
 
 COLUMNS = ["alpha", "trait", "level", "text", "file"]
@@ -37,3 +39,14 @@ def read_study_alpha_sweep(folder: str | Path) -> pd.DataFrame:
             pos = induced[0]
             rows.append({"alpha": alpha, "trait": TRAITS[pos], "level": "high" if code[pos] == "0" else "low", "text": r["response"], "file": f.name})
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def accuracy_by_alpha(sweep: pd.DataFrame) -> pd.DataFrame:
+    """Columns alpha and accuracy: the share of a scored sweep's replies (trait, level, score) whose score puts them
+    on the side of their induced level, per alpha over all traits."""
+    return sweep.groupby("alpha").apply(lambda d: per_trait_accuracy(d)["overall"]).rename("accuracy").reset_index()
+
+
+def accuracy_by_trait_and_alpha(sweep: pd.DataFrame) -> dict[str, pd.Series]:
+    """{trait: accuracy indexed by alpha} of a scored sweep, traits in sorted order."""
+    return {t: d.groupby("alpha").apply(lambda x: per_trait_accuracy(x)["overall"]) for t, d in sweep.groupby("trait")}

@@ -65,3 +65,12 @@ def per_trait_accuracy(frame: Any, score_col: str = "score") -> dict[str, float]
     out = {t: round(level_accuracy(g[score_col], g["level"]), 4) for t, g in frame.groupby("trait", sort=False)}
     out["overall"] = round(level_accuracy(frame[score_col], frame["level"]), 4)
     return out
+
+
+def target_scores(scorer: Any, frame: Any, text_col: str) -> Any:
+    """Each row's classifier score for its own trait (``frame["trait"]``), of its text in ``text_col``: a Series on
+    ``frame``'s index. ``scorer(texts)`` returns one column per trait (``classifier.scoring.TraitScorer``)."""
+    import pandas as pd
+
+    scores = scorer(frame[text_col].tolist())
+    return pd.Series([scores.at[i, t] for i, t in enumerate(frame["trait"])], index=frame.index)

@@ -1,4 +1,4 @@
-"""The expert generators' training records, in the study's format (PAPER.md 2.2).
+"""The expert generators' training records, in the study's format (docs/paper.md §2.2).
 
 instruction ``Help me complete the sentence with certain Big Five Personality: {Trait} - {level}``, input = the
 first 5 whitespace-separated words of the post, output = the rest. Posts of 5 words or fewer are dropped and

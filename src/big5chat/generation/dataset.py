@@ -41,10 +41,10 @@ class DatasetRun:
         import importlib
 
         from big5chat import paths
+        from big5chat.config import to_dict
         from big5chat.experts.layout import fingerprint
         from big5chat.models.loading import resolve_alias
         from big5chat.storage import sha256_file
-        from big5chat.strict import to_dict
 
         processed, models, scratch = processed or paths.PROCESSED, models or paths.MODELS, scratch or paths.SCRATCH
         scen_file = processed / "scenarios.jsonl"

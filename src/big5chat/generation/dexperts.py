@@ -1,4 +1,4 @@
-"""DExperts decoding: base-model logits steered by trait experts (PAPER.md 2.5).
+"""DExperts decoding: base-model logits steered by trait experts (docs/paper.md §2.5).
 
 Two combination rules:
 

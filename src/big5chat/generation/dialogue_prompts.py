@@ -1,4 +1,4 @@
-"""The BIG5-CHAT generation prompts (PAPER.md 2.5): turn 0 by PersonX, turn 1 by PersonY with a personality.
+"""The BIG5-CHAT generation prompts (docs/paper.md §2.5): turn 0 by PersonX, turn 1 by PersonY with a personality.
 
 The template is the project's own copy of the study's ``PromptTemplate``/``ContextTemplate``; the ten trait
 descriptions (study materials, originally PHAnToM's) are data in ``data/prompts/personality_descriptions.json``.

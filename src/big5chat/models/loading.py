@@ -11,12 +11,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+from big5chat.models.dtypes import ModelLoadError, torch_dtype
+from big5chat.models.placement import PlacementError, placement_for
+
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
-
-
-class ModelLoadError(RuntimeError):
-    """A model folder that the loading policy refuses, with the reason and the folder."""
 
 
 def stage_device() -> str:
@@ -96,14 +94,6 @@ def load_tokenizer(
     return tok
 
 
-def _torch_dtype(dtype: str) -> Any:
-    import torch
-
-    if dtype not in DTYPES:
-        raise ModelLoadError(f"unknown dtype {dtype!r} (use one of {', '.join(DTYPES)})")
-    return getattr(torch, DTYPES[dtype])
-
-
 def contiguous_lm_head_input(model: Any) -> Any:
     """Make the LM head's input contiguous before the matmul.
 
@@ -134,7 +124,7 @@ def quantization_kwargs(quantize: str | None, dtype: str, device: str) -> dict[s
         raise ModelLoadError(f"models.*.quantize={quantize} needs bitsandbytes: pip install bitsandbytes ({exc})") from exc
     if quantize == "4bit":
         cfg = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                 bnb_4bit_compute_dtype=_torch_dtype(dtype))  # fmt: skip
+                                 bnb_4bit_compute_dtype=torch_dtype(dtype))  # fmt: skip
     else:
         cfg = BitsAndBytesConfig(load_in_8bit=True)
     return {"quantization_config": cfg, "device_map": "auto"}
@@ -187,14 +177,12 @@ def load_causal_lm(path: str | Path, *, dtype: str | None = None, device: str | 
                                  "use generate_dialogues.tensor_parallel: 1 or models.*.quantize: null")  # fmt: skip
         placing = tensor_parallel_kwargs(p, tensor_parallel)
     elif not placing and device == "cuda":
-        from big5chat.models.placement import PlacementError, placement_for
-
         try:
             placement = placement_for(p, dtype)
         except PlacementError as exc:
             raise ModelLoadError(str(exc)) from None
         placing = placement.from_pretrained_kwargs()
-    model = AutoModelForCausalLM.from_pretrained(str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False, **placing)
+    model = AutoModelForCausalLM.from_pretrained(str(p), dtype=torch_dtype(dtype), use_safetensors=True, trust_remote_code=False, **placing)
     if placement is not None and not placement.spread:
         model = model.to(f"cuda:{placement.gpus[0]}")
     elif not placing and device not in ("cpu", "cuda"):
@@ -216,7 +204,7 @@ def load_encoder(path: str | Path, *, dtype: str = "float32", device: str | None
     from transformers import AutoModel
 
     p = check_model_dir(path)
-    model = AutoModel.from_pretrained(str(p), dtype=_torch_dtype(dtype), use_safetensors=True, trust_remote_code=False)
+    model = AutoModel.from_pretrained(str(p), dtype=torch_dtype(dtype), use_safetensors=True, trust_remote_code=False)
     device = device or stage_device()
     return (model.to(device) if device != "cpu" else model).eval()
 

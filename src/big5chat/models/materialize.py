@@ -3,7 +3,7 @@
 Sources: a model embedded in a PyPI wheel (the GGUF LM is dequantized with transformers + gguf), a hub id
 at a pinned revision (offline mode only reads the local hub cache, and says so when the model is not
 there), a local folder, or a tiny random model built from a config. The folder is written under a
-temporary name and renamed when complete, so a crash never leaves a folder that looks finished.
+temporary name and renamed when complete (``storage.write_dir``), so a crash never leaves a folder that looks finished.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from big5chat.models.loading import ModelLoadError, check_model_dir, load_tokenizer
 from big5chat.models.registry import EMBEDDED, TINY, EmbeddedModel, TinyModel
-from big5chat.storage import sha256_file
+from big5chat.storage import sha256_file, write_dir
 
 # Tokens that can serve as padding without resizing embeddings, tried in order when pad is unset or is EOS.
 PAD_CANDIDATES = ("<|endoftext|>", "<|finetune_right_pad_id|>", "<|reserved_special_token_0|>", "<pad>", "[PAD]", "<unk>")
@@ -132,7 +132,6 @@ def _from_embedded_encoder(name: str, model_info: EmbeddedModel, tmp: Path) -> d
     digest = sha256_file(folder / "model.safetensors")
     if digest != model_info.sha256:
         raise ModelSourceError(f"{folder}/model.safetensors: sha256 {digest} differs from the pinned {model_info.sha256}")
-    tmp.mkdir(parents=True)
     for f in folder.iterdir():
         if f.is_file() and (f.suffix in (".json", ".txt", ".safetensors")):
             shutil.copy2(f, tmp / f.name)
@@ -210,7 +209,6 @@ def _download_hub(repo_id: str, revision: str, what: str) -> Path:
 
 def _from_folder(source: Path, tmp: Path, causal: bool, record: dict[str, Any]) -> dict[str, Any]:
     check_model_dir(source)
-    tmp.mkdir(parents=True)
     for f in source.iterdir():
         if f.is_file() and f.suffix.lower() in (".safetensors", ".json", ".model", ".tiktoken", ".jinja", ".txt"):
             if f.suffix.lower() == ".safetensors":  # weights are never rewritten: a hard link spares a multi-GB copy
@@ -234,72 +232,65 @@ def _from_folder(source: Path, tmp: Path, causal: bool, record: dict[str, Any]) 
 
 def materialize(spec: Any, out_dir: str | Path, role: str) -> dict[str, Any]:
     """Write the model of ``spec`` (a config.ModelSpec) to ``out_dir`` with a card.json; returns the card."""
+    return write_dir(out_dir, lambda tmp: _write_model(spec, tmp, role))
+
+
+def _write_model(spec: Any, tmp: Path, role: str) -> dict[str, Any]:
+    """The model of ``spec`` and its card.json in the empty folder ``tmp``; returns the card."""
     import torch
     import transformers
 
-    out = Path(out_dir)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
     what = f"models.{role}"
     causal = role in ("base", "expert_base")
-    try:
-        if spec.kind == "embedded":
-            info = EMBEDDED[spec.name]
-            if (info.role == "causal_lm") != causal:
-                raise ModelSourceError(f"{what}: {spec.name!r} is a {info.role}, not usable as the {role} model")
-            record = (_from_embedded_lm if causal else _from_embedded_encoder)(spec.name, info, tmp)
-        elif spec.kind == "tiny":
-            info_t = TINY[spec.name]
-            if (info_t.role == "causal_lm") != causal:
-                raise ModelSourceError(f"{what}: {spec.name!r} is a tiny {info_t.role}, not usable as the {role} model")
-            record = _from_tiny(spec.name, info_t, tmp)
-        elif spec.kind == "hub":
-            source = _download_hub(spec.name, spec.revision, what)
-            record = _from_folder(source, tmp, causal, {"source": f"hub {spec.name}@{spec.revision}"})
-        elif spec.kind == "local":
-            from big5chat import paths
+    if spec.kind == "embedded":
+        info = EMBEDDED[spec.name]
+        if (info.role == "causal_lm") != causal:
+            raise ModelSourceError(f"{what}: {spec.name!r} is a {info.role}, not usable as the {role} model")
+        record = (_from_embedded_lm if causal else _from_embedded_encoder)(spec.name, info, tmp)
+    elif spec.kind == "tiny":
+        info_t = TINY[spec.name]
+        if (info_t.role == "causal_lm") != causal:
+            raise ModelSourceError(f"{what}: {spec.name!r} is a tiny {info_t.role}, not usable as the {role} model")
+        record = _from_tiny(spec.name, info_t, tmp)
+    elif spec.kind == "hub":
+        source = _download_hub(spec.name, spec.revision, what)
+        record = _from_folder(source, tmp, causal, {"source": f"hub {spec.name}@{spec.revision}"})
+    elif spec.kind == "local":
+        from big5chat import paths
 
-            record = _from_folder(paths.resolve(spec.name), tmp, causal, {"source": f"local folder {spec.name}"})
-        else:  # pragma: no cover - config validation rejects other kinds
-            raise ModelSourceError(f"{what}: unknown kind {spec.kind!r}")
-        config = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
-        tok = load_tokenizer(tmp, require_chat_template=causal, causal=causal)
-        card = {
-            "role": role,
-            "kind": spec.kind,
-            "name": spec.name,
-            "revision": spec.revision,
-            **record,
-            "architecture": (config.get("architectures") or [config.get("model_type")])[0],
-            "parameters": count_parameters(tmp),
-            "dtype": spec.dtype,
-            "quantize": getattr(spec, "quantize", None),
-            "stored_dtype": config.get("dtype") or config.get("torch_dtype"),
-            "pad_token": tok.pad_token,
-            "eos_token": tok.eos_token,
-            "chat_template": bool(getattr(tok, "chat_template", None)),
-            "files": {f.name: sha256_file(f) for f in sorted(tmp.glob("*.safetensors"))},
-            "transformers_version": transformers.__version__,
-            "torch_version": torch.__version__,
-        }
-        (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
-        return card
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        record = _from_folder(paths.resolve(spec.name), tmp, causal, {"source": f"local folder {spec.name}"})
+    else:  # pragma: no cover - config validation rejects other kinds
+        raise ModelSourceError(f"{what}: unknown kind {spec.kind!r}")
+    config = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
+    tok = load_tokenizer(tmp, require_chat_template=causal, causal=causal)
+    card = {
+        "role": role,
+        "kind": spec.kind,
+        "name": spec.name,
+        "revision": spec.revision,
+        **record,
+        "architecture": (config.get("architectures") or [config.get("model_type")])[0],
+        "parameters": count_parameters(tmp),
+        "dtype": spec.dtype,
+        "quantize": getattr(spec, "quantize", None),
+        "stored_dtype": config.get("dtype") or config.get("torch_dtype"),
+        "pad_token": tok.pad_token,
+        "eos_token": tok.eos_token,
+        "chat_template": bool(getattr(tok, "chat_template", None)),
+        "files": {f.name: sha256_file(f) for f in sorted(tmp.glob("*.safetensors"))},
+        "transformers_version": transformers.__version__,
+        "torch_version": torch.__version__,
+    }
+    _write_card(tmp, card)
+    return card
+
+
+def _write_card(folder: Path, card: dict[str, Any]) -> None:
+    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
 
 
 def write_alias(out_dir: str | Path, same_as: str, role: str) -> dict[str, Any]:
     """A folder that stands for its sibling ``same_as`` (``models.expert_base: null`` = the base model)."""
-    out = Path(out_dir)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     card = {"role": role, "same_as": same_as}
-    (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    write_dir(out_dir, lambda tmp: _write_card(tmp, card))
     return card

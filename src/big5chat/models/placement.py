@@ -14,6 +14,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from big5chat.models.dtypes import torch_dtype
+
 MARGIN = 0.9  # of a GPU's free memory the weights may take (activations and the KV cache need the rest)
 
 
@@ -79,8 +81,6 @@ def placement_for(folder: str | Path, dtype: str) -> Placement:
     """This process's placement of the model in ``folder`` (CUDA)."""
     import torch
 
-    from big5chat.models.loading import _torch_dtype
-
     gpus = process_gpus(int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("LOCAL_WORLD_SIZE", "1")), torch.cuda.device_count())
     free = {i: torch.cuda.mem_get_info(i)[0] for i in gpus}
-    return place(weight_count(folder) * _torch_dtype(dtype).itemsize, free, f"{folder} ({dtype})")
+    return place(weight_count(folder) * torch_dtype(dtype).itemsize, free, f"{folder} ({dtype})")

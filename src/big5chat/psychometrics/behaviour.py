@@ -23,12 +23,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from big5chat.formatting import rounded
 from big5chat.generation.dialogue_prompts import Scenario, turn1_prompt
 from big5chat.psychometrics.conditions import Condition, condition_chat
-from big5chat.psychometrics.scoring import rounded
+from big5chat.statistics import mean_interval, pearson, wilson_interval
 from big5chat.traits import LETTER
-
-Z95 = 1.959963984540054
 
 
 def held_out_scenarios(scenarios: list[dict[str, Any]], used: set[int], n: int) -> list[dict[str, Any]]:
@@ -88,17 +87,6 @@ def judged(replies: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def wilson(k: float, n: int) -> tuple[float, float]:
-    """95% Wilson interval of a proportion k/n."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    d = 1 + Z95**2 / n
-    c = (p + Z95**2 / (2 * n)) / d
-    h = Z95 * np.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / d
-    return float(c - h), float(c + h)
-
-
 def accuracy_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per method and level (and ``all``): judged accuracy of the conditioned replies with its Wilson interval, and
     the mean judged target score."""
@@ -107,7 +95,7 @@ def accuracy_table(frame: pd.DataFrame) -> pd.DataFrame:
     for method, g in d.groupby("method", sort=False):
         for level, h in [*g.groupby("level", sort=False), ("all", g)]:
             k, n = float(h["on_target"].sum()), int(len(h))
-            lo, hi = wilson(k, n)
+            lo, hi = wilson_interval(int(k), n)
             rows.append(
                 {"method": method, "level": level, "accuracy": k / n, "lo": lo, "hi": hi, "n": n, "target_score": float(h["target_score"].mean())}
             )
@@ -118,31 +106,14 @@ def separation_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per method: the judged score of the induced trait at high minus at low, paired by trait and scenario (the
     text-side counterpart of the questionnaire's high-minus-low gap; free of the judge's base rate, which moves
     accuracy at high and at low in opposite directions), mean with a t 95% interval over the pairs."""
-    from scipy import stats
-
     rows = []
     d = frame[frame["trait"] != ""]
     for method, g in d.groupby("method", sort=False):
         wide = g.pivot_table(index=["trait", "scenario"], columns="level", values="target_score")
         diff = (wide.get("high") - wide.get("low")).dropna().to_numpy(float) if {"high", "low"} <= set(wide.columns) else np.array([])
-        n = len(diff)
-        mean = float(diff.mean()) if n else float("nan")
-        half = float(stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
-        rows.append({"method": method, "diff": mean, "lo": mean - half, "hi": mean + half, "n": n})
+        mean, lo, hi = mean_interval(diff)
+        rows.append({"method": method, "diff": mean, "lo": lo, "hi": hi, "n": len(diff)})
     return pd.DataFrame(rows)
-
-
-def pearson_ci(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, int]:
-    """(r, lo, hi, n): Pearson's r with a Fisher-z 95% interval (NaN interval below 4 points or for a constant)."""
-    ok = ~(np.isnan(x) | np.isnan(y))
-    x, y, n = x[ok], y[ok], int(ok.sum())
-    if n < 3 or np.std(x) == 0 or np.std(y) == 0:
-        return float("nan"), float("nan"), float("nan"), n
-    r = float(np.corrcoef(x, y)[0, 1])
-    if n < 4 or abs(r) >= 1:
-        return r, float("nan"), float("nan"), n
-    z, se = np.arctanh(r), 1 / np.sqrt(n - 3)
-    return r, float(np.tanh(z - Z95 * se)), float(np.tanh(z + Z95 * se)), n
 
 
 def validity_table(frame: pd.DataFrame, domains: pd.DataFrame, traits: list[str]) -> pd.DataFrame:
@@ -156,7 +127,7 @@ def validity_table(frame: pd.DataFrame, domains: pd.DataFrame, traits: list[str]
         merged = judge.merge(wide, on=["method", "condition"], how="inner")
         for t in traits:
             for method, g in [*merged.groupby("method", sort=False), ("all", merged)]:
-                r, lo, hi, n = pearson_ci(g[LETTER[t]].to_numpy(float), g[f"judge_{t}"].to_numpy(float))
+                r, lo, hi, n = pearson(g[LETTER[t]].to_numpy(float), g[f"judge_{t}"].to_numpy(float), min_n=3)
                 rows.append({"questionnaire": q, "trait": t, "method": method, "r": r, "lo": lo, "hi": hi, "n": n})
     return pd.DataFrame(rows)
 

@@ -1,4 +1,4 @@
-"""The methods and conditions of the questionnaire study (PAPER.md 2.8) and the prompts they give the model."""
+"""The methods and conditions of the questionnaire study (docs/paper.md §2.8) and the prompts they give the model."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from big5chat.formatting import rounded
 from big5chat.generation.dialogue_prompts import is_refusal
-from big5chat.psychometrics.scoring import rounded
 
 KEYS = ["method", "condition", "trait", "level", "questionnaire", "item", "domain"]
 

@@ -1,5 +1,5 @@
 """Scoring (reverse keys, domain and facet scores), reliability, separation with bootstrap CIs, and
-intra-trait correlation matrices against human data (PAPER.md 2.8-2.9)."""
+intra-trait correlation matrices against human data (docs/paper.md §2.8-2.9)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from big5chat.statistics import percentile_bootstrap
+
 DOMAINS = ("O", "C", "E", "A", "N")
-
-
-def rounded(x: Any, digits: int = 4) -> float | None:
-    """A number as the metrics files hold it: rounded, None where it is missing or NaN."""
-    return None if x is None or (isinstance(x, float) and np.isnan(x)) else round(float(x), digits)
 
 
 def keyed(raw: Any, reverse: Any, scale_min: int = 1, scale_max: int = 5) -> np.ndarray:
@@ -52,16 +49,14 @@ def cronbach_alpha(matrix: np.ndarray) -> float:
 
 def bootstrap_separation(high: np.ndarray, low: np.ndarray, n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> dict[str, float]:
     """mean(high) - mean(low) over paired items (same items, two conditions), with a percentile bootstrap CI
-    that resamples items."""
+    that resamples items (``statistics.percentile_bootstrap``)."""
     high, low = np.asarray(high, float), np.asarray(low, float)
     keep = ~(np.isnan(high) | np.isnan(low))
     d = high[keep] - low[keep]
     if len(d) == 0:
         return {"diff": float("nan"), "lo": float("nan"), "hi": float("nan"), "n_items": 0}
-    rng = np.random.default_rng(seed)
-    boots = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
-    a = (1 - ci) / 2
-    return {"diff": float(d.mean()), "lo": float(np.quantile(boots, a)), "hi": float(np.quantile(boots, 1 - a)), "n_items": int(len(d))}
+    lo, hi = percentile_bootstrap([d], np.mean, n_boot=n_boot, seed=seed, confidence=ci)
+    return {"diff": float(d.mean()), "lo": float(lo), "hi": float(hi), "n_items": int(len(d))}
 
 
 def acquiescence_split(delta: np.ndarray, in_domain: np.ndarray, sign: np.ndarray, n_boot: int = 1000, seed: int = 0,
@@ -75,7 +70,8 @@ def acquiescence_split(delta: np.ndarray, in_domain: np.ndarray, sign: np.ndarra
     - specific = mean over the trait's items of sign x (delta - common) = gap - common x mean(sign): what is left of
       the gap once every item is moved back by the common shift (0 when the answers only moved alike).
 
-    Percentile bootstrap CIs resample items with replacement, the trait's items and the others separately."""
+    Percentile bootstrap CIs (``statistics.percentile_bootstrap``) resample items with replacement, the trait's items
+    and the others separately."""
     delta, in_domain, sign = np.asarray(delta, float), np.asarray(in_domain, bool), np.asarray(sign, float)
     keep = ~np.isnan(delta)
     delta, in_domain, sign = delta[keep], in_domain[keep], sign[keep]
@@ -86,21 +82,18 @@ def acquiescence_split(delta: np.ndarray, in_domain: np.ndarray, sign: np.ndarra
             "n_items": 0
         }
 
-    def stats(d_idx: np.ndarray, r_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        # d_idx, r_idx: [n_draws, k] item indices; returns gap, common, specific per draw
+    def split(d_idx: np.ndarray, r_idx: np.ndarray, axis: int = -1) -> np.ndarray:
+        # d_idx, r_idx: [..., k] item indices (a resample per row); gap, common and specific per resample
         sd = sign[d_idx] * delta[d_idx]
-        common = np.concatenate([delta[d_idx], delta[r_idx]], axis=1).mean(axis=1)
-        gap = sd.mean(axis=1)
-        return gap, common, gap - common * sign[d_idx].mean(axis=1)
+        common = np.concatenate([delta[d_idx], delta[r_idx]], axis=axis).mean(axis=axis)
+        gap = sd.mean(axis=axis)
+        return np.stack([gap, common, gap - common * sign[d_idx].mean(axis=axis)])
 
-    point = [float(v[0]) for v in stats(dom[None, :], rest[None, :])]
-    rng = np.random.default_rng(seed)
-    boot_d = dom[rng.integers(0, len(dom), size=(n_boot, len(dom)))]
-    boot_r = rest[rng.integers(0, len(rest), size=(n_boot, len(rest)))] if len(rest) else np.empty((n_boot, 0), int)
-    a = (1 - ci) / 2
+    point = split(dom[None, :], rest[None, :])[:, 0]
+    lo, hi = percentile_bootstrap([dom, rest], split, n_boot=n_boot, seed=seed, confidence=ci)
     out: dict[str, float] = {}
-    for name, value, boots in zip(("gap", "common", "specific"), point, stats(boot_d, boot_r)):
-        out |= {name: value, f"{name}_lo": float(np.quantile(boots, a)), f"{name}_hi": float(np.quantile(boots, 1 - a))}
+    for i, name in enumerate(("gap", "common", "specific")):
+        out |= {name: float(point[i]), f"{name}_lo": float(lo[i]), f"{name}_hi": float(hi[i])}
     return out | {"n_items": int(len(dom))}
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from big5chat.psychometrics.scoring import cronbach_alpha, rounded
+from big5chat.formatting import rounded
+from big5chat.psychometrics.scoring import cronbach_alpha
 from big5chat.traits import LETTER
 
 VARIANTS: dict[str, str] = {

@@ -1,1 +1,1 @@
-"""Reasoning benchmarks through lm-evaluation-harness (PAPER.md 2.10)."""
+"""Reasoning benchmarks through lm-evaluation-harness (docs/paper.md §2.10)."""

@@ -1,4 +1,4 @@
-"""The study's reasoning domains (PAPER.md 2.10) and the table layout of its reasoning results."""
+"""The study's reasoning domains (docs/paper.md §2.10) and the table layout of its reasoning results."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ PAPER_NAMES = {"social_iqa": "SocialIQA", "commonsense_qa": "CommonsenseQA", "pi
 
 def paper_table() -> pd.DataFrame:
     """The paper's LLaMA-3-70B reasoning table, in the same layout as ours (task names, methods as ours)."""
-    from big5chat.reporting import paper, paper_build
+    from big5chat import paper
+    from big5chat.reporting import paper_build
 
     p = paper.reasoning()
     p = p[p["benchmark"].isin(PAPER_NAMES.values()) & (p["trait"] != "average")]

@@ -71,12 +71,12 @@ class ReasoningRun:
                     scratch: Path | None = None, write_tasks: bool = True) -> ReasoningRun:  # fmt: skip
         """``write_tasks``: write lm-eval's task files (the stage does, before any worker starts; workers read them)."""
         from big5chat import paths
+        from big5chat.config import to_dict
         from big5chat.experts.layout import fingerprint
         from big5chat.methods import adapter_methods
         from big5chat.reasoning import tasks as rt
         from big5chat.steering.vectors import TraitVectors
         from big5chat.storage import sha256_file
-        from big5chat.strict import to_dict
 
         models, scratch = models or paths.MODELS, scratch or paths.SCRATCH
         conds = [(c.trait, c.level) for c in e.conditions] if e.conditions else [(t, lvl) for t in traits for lvl in ("high", "low")]

@@ -30,6 +30,12 @@ def dag_edges(dot: str) -> list[tuple[str, str]]:
     return re.findall(r'"([^"]+)"\s*->\s*"([^"]+)"', dot)
 
 
+def dag_graph(dot: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """Nodes (sorted, a stage without edges included) and edges of `dvc dag --dot` output."""
+    edges = dag_edges(dot)
+    return sorted({n for e in edges for n in e} | set(re.findall(r'"([^"]+)";', dot))), edges
+
+
 def layers(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
     """Longest-path depth of each node (0 = no upstream stage)."""
     depth = {n: 0 for n in nodes}
@@ -101,10 +107,10 @@ def dataset_examples(dialogues: pd.DataFrame, traits: list[str]) -> Any:
 
 
 def classifier_and_experts(classifier: dict[str, Any], experts: dict[str, Any], paper: dict[str, float] | None = None) -> Any:
-    """``paper``: the paper's stated numbers (``reporting.paper.findings()``, the default)."""
+    """``paper``: the paper's stated numbers (``big5chat.paper.findings()``, the default)."""
     import matplotlib.pyplot as plt
 
-    from big5chat.reporting.paper import findings
+    from big5chat.paper import findings
 
     paper = paper if paper is not None else findings()
     theme()
@@ -325,8 +331,8 @@ def save_both(fig: Any, stem: Any) -> list[Any]:
 
     png = storage.save_figure(fig, stem.with_suffix(".png"))
     pdf = stem.with_suffix(".pdf")
-    pdf.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None})
+    with storage.atomic_file(pdf) as tmp:
+        fig.savefig(tmp, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None})
     import matplotlib.pyplot as plt
 
     plt.close(fig)

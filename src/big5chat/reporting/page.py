@@ -68,7 +68,7 @@ def findings(m: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     ev = m.get("eval_experts")
     if ev:
-        from big5chat.reporting.paper import findings as paper_findings
+        from big5chat.paper import findings as paper_findings
 
         stated = paper_findings()
         e, p = ev["accuracy"]["overall"]["expert"], ev["accuracy"]["overall"]["prompting"]
@@ -97,36 +97,63 @@ def findings(m: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, str]]:
         for q in dict.fromkeys(q for v in s.values() for q in v):  # the questionnaires of the run, in their order
             gaps = {k: v[q]["gap"] for k, v in s.items() if q in v and v[q]["gap"] is not None}
             if {"sft", "prompt_inst"} <= set(gaps):
-                dpo = gaps.get("dpo", float("-inf"))
-                holds = min(gaps["sft"], dpo) > gaps["prompt_inst"] + MIN_GAP_DIFF
-                induced = max(abs(g) for g in gaps.values()) >= MIN_GAP
                 out.append((f"{q}: SFT and DPO separate high from low more than Prompt-Inst (paper, 70B: they do)",
-                            "high-minus-low gap " + ", ".join(f"{k} {v:+.2f}" for k, v in gaps.items()),
-                            verdict(holds, induced, f"every gap below {MIN_GAP} points: no method induced the trait")))  # fmt: skip
+                            "high-minus-low gap " + ", ".join(f"{k} {v:+.2f}" for k, v in gaps.items()), gap_verdict(gaps)))  # fmt: skip
         for q, fro in (ap.get("frobenius") or {}).items():
             if "sft" in fro and "prompt_inst" in fro:
                 out.append((f"{q}: SFT's intra-trait correlations are closer to humans' than prompting's (Frobenius distance)",
                             f"SFT {fro['sft']:.2f}, Prompt-Inst {fro['prompt_inst']:.2f}" + (f", DPO {fro['dpo']:.2f}" if "dpo" in fro else ""),
-                            verdict(fro["sft"] < fro["prompt_inst"] - MIN_FROBENIUS_DIFF, True, "")))  # fmt: skip
+                            frobenius_verdict(fro)))  # fmt: skip
     er = m.get("evaluate_reasoning")
     if er and er.get("domains"):
-        doms = er["domains"]
-
-        def avg(trait: str, level: str) -> float:
-            vals = [v for k, d in doms.items() if f":{trait}:{level}" in k for v in d.values() if v == v]
-            return sum(vals) / len(vals) if vals else float("nan")
-
-        n_items = max(er["items"].values()) if er.get("items") else None
-        small = n_items is not None and n_items < 50
         sign = {"high": "+", "low": "-"}
-        for trait, better, worse in (("conscientiousness", "high", "low"), ("neuroticism", "low", "high")):
-            b, w = avg(trait, better), avg(trait, worse)
-            if b == b and w == w:
-                label = trait[0].upper()
-                out.append((f"{'Higher' if better == 'high' else 'Lower'} {trait} goes with better reasoning",
-                            f"mean domain accuracy {label}{sign[better]} {b:.3f} vs {label}{sign[worse]} {w:.3f}",
-                            verdict(b > w, not small, f"at most {n_items} items per task: too few to tell")))  # fmt: skip
+        for trait, better, worse, b, w, v in reasoning_contrasts(er):
+            label = trait[0].upper()
+            out.append((f"{'Higher' if better == 'high' else 'Lower'} {trait} goes with better reasoning",
+                        f"mean domain accuracy {label}{sign[better]} {b:.3f} vs {label}{sign[worse]} {w:.3f}", v))  # fmt: skip
     return out
+
+
+def gap_verdict(gaps: dict[str, float]) -> str:
+    """The verdict on "SFT and DPO separate high from low more than Prompt-Inst": ``gaps`` are the methods'
+    high-minus-low gaps on one questionnaire (``sft`` and ``prompt_inst`` among them; a missing ``dpo`` does not hold)."""
+    dpo = gaps.get("dpo", float("-inf"))
+    holds = min(gaps["sft"], dpo) > gaps["prompt_inst"] + MIN_GAP_DIFF
+    induced = max(abs(g) for g in gaps.values()) >= MIN_GAP
+    return verdict(holds, induced, f"every gap below {MIN_GAP} points: no method induced the trait")
+
+
+def frobenius_verdict(fro: dict[str, float]) -> str:
+    """The verdict on "SFT's intra-trait correlations are closer to humans' than prompting's" (``fro``: Frobenius
+    distances to the human matrix by method)."""
+    return verdict(fro["sft"] < fro["prompt_inst"] - MIN_FROBENIUS_DIFF, True, "")
+
+
+def reasoning_contrasts(er: dict[str, Any]) -> list[tuple[str, str, str, float, float, str]]:
+    """(trait, better level, worse level, mean domain accuracy at the better, at the worse, verdict) for the paper's
+    "higher conscientiousness and lower neuroticism go with better reasoning", from evaluate_reasoning's metrics."""
+    doms = er["domains"]
+
+    def avg(trait: str, level: str) -> float:
+        vals = [v for k, d in doms.items() if f":{trait}:{level}" in k for v in d.values() if v == v]
+        return sum(vals) / len(vals) if vals else float("nan")
+
+    n_items = max(er["items"].values()) if er.get("items") else None
+    small = n_items is not None and n_items < 50
+    out = []
+    for trait, better, worse in (("conscientiousness", "high", "low"), ("neuroticism", "low", "high")):
+        b, w = avg(trait, better), avg(trait, worse)
+        if b == b and w == w:
+            out.append((trait, better, worse, b, w, verdict(b > w, not small, f"at most {n_items} items per task: too few to tell")))
+    return out
+
+
+def steer_goal(st: dict[str, Any], pr: dict[str, Any]) -> tuple[bool, bool]:
+    """(the steered replies reach ``STEER_GOAL``, they are fluent): eval_dialogues' ``steer`` and ``prompting``
+    metrics. Fluency is relative to prompting's: the same model unsteered loops too at this size."""
+    reference = pr.get("degenerate_rate") or 0.0
+    fluent = (st.get("degenerate_rate") or 0.0) <= reference + MAX_EXTRA_DEGENERATE
+    return st["accuracy"]["overall"] >= STEER_GOAL, fluent
 
 
 def steering_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
@@ -141,8 +168,7 @@ def steering_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
     if "steer" in ed:
         st, pr = ed["steer"], ed.get("prompting") or {}
         acc, p_acc = st["accuracy"]["overall"], (pr.get("accuracy") or {}).get("overall")
-        reference = pr.get("degenerate_rate") or 0.0  # the same model unsteered loops too at this size; fluency is relative to it
-        fluent = (st.get("degenerate_rate") or 0.0) <= reference + MAX_EXTRA_DEGENERATE
+        reached, fluent = steer_goal(st, pr)
         lines += [f"Steered free replies (the base model without the trait description, its trait vector x{st['multiplier']:g} in the residual",
                   f"stream; {st['n']} replies) carry the target level in **{acc:.1%}** of replies, judged by the classifier"
                   + (f"; prompting on the same scenarios: {p_acc:.1%}" if p_acc is not None else "")
@@ -151,7 +177,7 @@ def steering_section(m: dict[str, dict[str, Any] | None]) -> list[str]:
                   + f", degenerate (empty or looping) replies {st['degenerate_rate']:.0%}"
                   + (f" (prompting {pr['degenerate_rate']:.0%})" if "degenerate_rate" in pr else "") + ".",
                   f"Goal (at least {STEER_GOAL:.0%} at fluent replies: at most {MAX_EXTRA_DEGENERATE * 100:.0f} points more degenerate than prompting's): "
-                  + ("**met**." if acc >= STEER_GOAL and fluent else "**not met**" + ("" if fluent else " (the replies are not fluent)") + "."), ""]  # fmt: skip
+                  + ("**met**." if reached and fluent else "**not met**" + ("" if fluent else " (the replies are not fluent)") + "."), ""]  # fmt: skip
     acq = ap.get("acquiescence") or {}
     if acq:
         lines += ["Questionnaire gap (high minus low, induced trait's domain, 1-5 scale; mean over traits) split into the shift common to",

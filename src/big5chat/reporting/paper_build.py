@@ -1,7 +1,7 @@
 """Building the paper's reference files from the study's own result files (``python -m big5chat
 build-paper-reference DIR``): its method codes decoded, its questionnaire summaries and reasoning table read.
 
-Kept apart from ``reporting.paper`` (the readers every stage uses), because it reads the method registry: a new
+Kept apart from ``big5chat.paper`` (the readers every stage uses), because it reads the method registry: a new
 method must not make the stages that only read the paper's numbers stale.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from big5chat import paper
 from big5chat.methods import METHODS
-from big5chat.reporting import paper
 from big5chat.traits import TRAITS
 
 # The study's method codes in its result files: each method's ``paper_codes`` (big5chat.methods), and the human norms.

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from big5chat.steering.hooks import StopForward, reading
+from big5chat.storage import atomic_file
 
 LEVEL_SIGN = {"high": 1.0, "low": -1.0}
 
@@ -45,16 +46,11 @@ class TraitVectors:
         return {layer: torch.stack([d[layer] for d in per_row]) for layer in self.layers}
 
     def save(self, path: Path) -> None:
-        import os
-
         from safetensors.torch import save_file
 
         tensors = {f"direction.{t}": v.contiguous().float() for t, v in self.directions.items()} | {"norms": self.norms.float()}
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.partial")
-        save_file(tensors, str(tmp), metadata={"layers": json.dumps(self.layers), "meta": json.dumps(self.meta)})
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"layers": json.dumps(self.layers), "meta": json.dumps(self.meta)})
 
     @classmethod
     def load(cls, path: Path) -> TraitVectors:

@@ -1,12 +1,15 @@
 """The paper's published numbers (facts) as project reference files, and readers for them.
 
+Below both the science (``psychometrics`` compares its matrices with the paper's) and ``reporting`` (the figures and
+the page put this run beside the paper), so that neither imports the other for them.
+
 ``data/paper/questionnaires.csv``: BFI and IPIP-NEO domain means and SDs per model, method and condition (long
 format); ``data/paper/reasoning.csv``: the reasoning table (benchmark x method x condition, value and lm-eval
 stderr). Both are derived from the study's own result files (``LP@jiarui_2:evaluation/PsychoBench/stats/``) by
-``python -m big5chat build-paper-reference DIR`` (``reporting.paper_build``); ``tests/test_paper_reference.py``
-checks cells against them.
+``python -m big5chat build-paper-reference DIR`` (``reporting.paper_build``); ``tests/test_figures.py`` checks cells
+against them.
 ``data/paper/findings.csv``: the single numbers the paper states in its text (classifier accuracy, expert vs
-prompting accuracy), each with where it is stated; entered by hand from PAPER.md.
+prompting accuracy), each with where it is stated; entered by hand from docs/paper.md.
 """
 
 from __future__ import annotations
