@@ -93,7 +93,8 @@ def test_report_page_lists_only_existing_files(tmp_path: Path, monkeypatch: pyte
 
 def test_findings_are_computed_from_metrics() -> None:
     m = {"eval_experts": {"accuracy": {"overall": {"expert": 0.6, "prompting": 0.7}}},
-         "assess_personality": {"summary": {"sft": {"BFI": {"gap": 1.0}}, "dpo": {"BFI": {"gap": 0.5}}, "prompt_inst": {"BFI": {"gap": 0.8}}},
+         "assess_personality": {"summary": {"sft": {"BFI": {"gap": 1.0}, "IPIP-NEO": {"gap": 0.9}}, "dpo": {"BFI": {"gap": 0.5}},
+                                            "prompt_inst": {"BFI": {"gap": 0.8}, "IPIP-NEO": {"gap": 0.7}}},
                                 "frobenius": {"IPIP-NEO": {"sft": 1.0, "prompt_inst": 2.0}}}}  # fmt: skip
     f = {row[0][:20]: row[2] for row in page.findings(m)}
     assert f["Expert generators be"] == "not reproduced"
@@ -111,6 +112,16 @@ def test_findings_say_no_effect_when_nothing_was_induced() -> None:
     assert f["BFI: SFT and DPO sep"].startswith("no effect at this scale")
     assert f["Expert generators be"].startswith("no effect at this scale")
     assert f["Higher conscientious"].startswith("no effect at this scale (at most 4 items per task")
+
+
+def test_correlation_verdict_needs_a_questionnaire_that_responds() -> None:
+    """SFT closer to humans' correlations than prompting is read only where some method moves the questionnaire: on
+    gaps of a few hundredths the correlation matrices are noise, whatever their distances."""
+    fro = {"sft": 1.6, "prompt_inst": 2.2}
+    assert page.frobenius_verdict(fro, {"sft": 0.004, "prompt_inst": -0.01, "dpo": 0.0}).startswith("no effect at this scale (every gap below")
+    assert page.frobenius_verdict(fro, {}).startswith("no effect at this scale")
+    assert page.frobenius_verdict(fro, {"sft": 0.3, "prompt_inst": 0.1}) == "reproduced"
+    assert page.frobenius_verdict({"sft": 2.2, "prompt_inst": 1.6}, {"sft": -0.4}) == "not reproduced"
 
 
 def test_paper_reference_files_hold_the_papers_numbers() -> None:

@@ -95,7 +95,7 @@ def findings(m: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, str]]:
     if ap and ap.get("summary"):
         s = ap["summary"]
         for q in dict.fromkeys(q for v in s.values() for q in v):  # the questionnaires of the run, in their order
-            gaps = {k: v[q]["gap"] for k, v in s.items() if q in v and v[q]["gap"] is not None}
+            gaps = questionnaire_gaps(s, q)
             if {"sft", "prompt_inst"} <= set(gaps):
                 out.append((f"{q}: SFT and DPO separate high from low more than Prompt-Inst (paper, 70B: they do)",
                             "high-minus-low gap " + ", ".join(f"{k} {v:+.2f}" for k, v in gaps.items()), gap_verdict(gaps)))  # fmt: skip
@@ -103,7 +103,7 @@ def findings(m: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, str]]:
             if "sft" in fro and "prompt_inst" in fro:
                 out.append((f"{q}: SFT's intra-trait correlations are closer to humans' than prompting's (Frobenius distance)",
                             f"SFT {fro['sft']:.2f}, Prompt-Inst {fro['prompt_inst']:.2f}" + (f", DPO {fro['dpo']:.2f}" if "dpo" in fro else ""),
-                            frobenius_verdict(fro)))  # fmt: skip
+                            frobenius_verdict(fro, questionnaire_gaps(s, q))))  # fmt: skip
     er = m.get("evaluate_reasoning")
     if er and er.get("domains"):
         sign = {"high": "+", "low": "-"}
@@ -123,10 +123,20 @@ def gap_verdict(gaps: dict[str, float]) -> str:
     return verdict(holds, induced, f"every gap below {MIN_GAP} points: no method induced the trait")
 
 
-def frobenius_verdict(fro: dict[str, float]) -> str:
+def frobenius_verdict(fro: dict[str, float], gaps: dict[str, float]) -> str:
     """The verdict on "SFT's intra-trait correlations are closer to humans' than prompting's" (``fro``: Frobenius
-    distances to the human matrix by method)."""
-    return verdict(fro["sft"] < fro["prompt_inst"] - MIN_FROBENIUS_DIFF, True, "")
+    distances to the human matrix by method; ``gaps``: the same questionnaire's high-minus-low gaps by method).
+
+    A correlation matrix of answers that no condition moves is noise: the comparison is read only where some method
+    induces the trait on this questionnaire (a gap of at least ``MIN_GAP``)."""
+    responds = any(abs(g) >= MIN_GAP for g in gaps.values())
+    why_not = f"every gap below {MIN_GAP} points: the questionnaire does not respond, its correlations are noise"
+    return verdict(fro["sft"] < fro["prompt_inst"] - MIN_FROBENIUS_DIFF, responds, why_not)
+
+
+def questionnaire_gaps(summary: dict[str, Any], questionnaire: str) -> dict[str, float]:
+    """Each method's high-minus-low gap of the induced trait on one questionnaire (assess_personality's summary)."""
+    return {k: v[questionnaire]["gap"] for k, v in summary.items() if questionnaire in v and v[questionnaire]["gap"] is not None}
 
 
 def reasoning_contrasts(er: dict[str, Any]) -> list[tuple[str, str, str, float, float, str]]:

@@ -90,7 +90,7 @@ def questionnaire_rows(ap: dict[str, Any], paper_gaps: dict[tuple[str, str], flo
     rows = []
     s = ap.get("summary") or {}
     for q in dict.fromkeys(q for v in s.values() for q in v):
-        gaps = {k: v[q]["gap"] for k, v in s.items() if q in v and v[q]["gap"] is not None}
+        gaps = page.questionnaire_gaps(s, q)
         theirs = {k: paper_gaps[(k, q)] for k in gaps if (k, q) in paper_gaps}
         verdict = _short(page.gap_verdict(gaps)) if {"sft", "prompt_inst"} <= set(gaps) else ""
         rows.append([f"{q}: high-minus-low gap of the induced trait (1-5 scale)", _by_method(gaps, "+.2f"),
@@ -98,7 +98,7 @@ def questionnaire_rows(ap: dict[str, Any], paper_gaps: dict[tuple[str, str], flo
     for q, fro in (ap.get("frobenius") or {}).items():
         ours = {k: v for k, v in fro.items() if not k.startswith("paper_")}
         theirs = {k.removeprefix("paper_"): v for k, v in fro.items() if k.startswith("paper_")}
-        verdict = _short(page.frobenius_verdict(fro)) if {"sft", "prompt_inst"} <= set(fro) else ""
+        verdict = _short(page.frobenius_verdict(fro, page.questionnaire_gaps(s, q))) if {"sft", "prompt_inst"} <= set(fro) else ""
         rows.append([f"{q}: Frobenius distance of the intra-trait correlations to humans'", _by_method(ours, ".2f"),
                      _by_method(theirs, ".2f"), verdict])  # fmt: skip
     return rows
