@@ -20,7 +20,7 @@ from big5chat import paths, storage
 from big5chat import runtime as rt
 from big5chat.classifier.scoring import TraitScorer
 from big5chat.evaluation.paired_tests import compare_methods
-from big5chat.evaluation.text_metrics import level_hits
+from big5chat.evaluation.text_metrics import level_hits, target_scores
 from big5chat.experts.evaluation import PREFIX_LEANS, accuracy_table, by_prefix_lean, choose_prefixes, completion_jobs, paired_separation
 from big5chat.experts.layout import adapter_folders, adapter_name, design_of
 from big5chat.generation.chat import generate_chat
@@ -81,9 +81,8 @@ def complete(jobs: pd.DataFrame, trait_list: list[str], ev: Any, record: dict[st
 def add_scores(jobs: pd.DataFrame, scorer: Any) -> None:
     """``jobs[f"{method}_score"]``: the classifier's score of each completed post (prefix + completion) for its trait."""
     for method in METHODS:
-        texts = (jobs["prefix"] + " " + jobs[method]).tolist()
-        scores = scorer(texts)
-        jobs[f"{method}_score"] = [scores.at[i, t] for i, t in enumerate(jobs["trait"])]
+        completed = jobs.assign(completed=jobs["prefix"] + " " + jobs[method])
+        jobs[f"{method}_score"] = target_scores(scorer, completed, "completed").to_numpy()
 
 
 def real_post_accuracy(test: pd.DataFrame, real_scores: pd.DataFrame, trait_list: list[str]) -> pd.DataFrame:
